@@ -1,0 +1,109 @@
+"""Getting a dataset's IDX files onto disk, verified by MD5 before anything trains on them.
+
+Files already in ``raw_dir`` with the right checksums are used as they are. Otherwise each source
+(``capsnet.data.sources``) is tried in order, and its files are verified again; a file whose
+checksum is wrong is never loaded: it is rebuilt by the next source or reported by name.
+"""
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from capsnet.data.idx import read_idx
+from capsnet.data.sources import SOURCES
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+class DataError(RuntimeError):
+    """The dataset cannot be obtained or does not pass verification."""
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    """Where one dataset lives and what its four files must hash to.
+
+    ``files`` maps each split in ``SPLITS`` to ``{"name": file name, "md5": hex digest}``.
+    """
+
+    root: Path  # data.data_dir
+    dataset: str  # "MNIST": sub-folder name, and torchvision's class name
+    files: dict
+
+    @property
+    def raw_dir(self) -> Path:
+        return Path(self.root) / self.dataset / "raw"
+
+    def path(self, split: str) -> Path:
+        return self.raw_dir / self.files[split]["name"]
+
+    def problems(self) -> list[str]:
+        """One line per missing file or wrong checksum; empty when all four are good."""
+        found = []
+        for split in SPLITS:
+            path, expected = self.path(split), self.files[split]["md5"]
+            if not path.is_file():
+                found.append(f"{path} is missing")
+            elif (actual := md5(path)) != expected:
+                found.append(f"{path} has MD5 {actual}, expected {expected}")
+        return found
+
+
+def md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_files(spec: DatasetFiles, sources: list[str]) -> None:
+    """Make ``spec``'s files present and verified, trying ``sources`` in order, or raise DataError."""
+    problems = spec.problems()
+    if not problems:
+        return
+    unknown = [name for name in sources if name not in SOURCES]
+    if unknown:
+        raise DataError(f"data.sources: unknown source(s) {unknown}; choose from {sorted(SOURCES)}")
+    _ensure_writable(spec.raw_dir)
+    tried = [f"files in {spec.raw_dir}: " + "; ".join(problems)]
+    for name in sources:
+        log.info("Getting %s from source %r", spec.dataset, name)
+        try:
+            SOURCES[name](spec.raw_dir, spec.dataset)
+        except Exception as error:
+            tried.append(f"source {name!r}: {error}")
+            continue
+        problems = spec.problems()
+        if not problems:
+            log.info("%s files verified in %s", spec.dataset, spec.raw_dir)
+            return
+        tried.append(f"source {name!r} gave files that fail verification: " + "; ".join(problems))
+    raise DataError(f"cannot get verified {spec.dataset} files. Tried:\n  - " + "\n  - ".join(tried))
+
+
+def _ensure_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"data.data_dir: cannot create {directory}: {error.strerror}") from error
+    if not os.access(directory, os.W_OK):
+        raise DataError(f"data.data_dir: {directory} is not writable; choose another data.data_dir")
+
+
+def load_split(spec: DatasetFiles, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images [N, H, W] and labels [N] of ``split`` ("train" or "test"), checksums verified first."""
+    for kind in ("images", "labels"):
+        path, expected = spec.path(f"{split}_{kind}"), spec.files[f"{split}_{kind}"]["md5"]
+        if not path.is_file() or md5(path) != expected:
+            raise DataError(f"{path} is missing or fails its MD5 check ({expected}); run prepare_data again")
+    images, labels = read_idx(spec.path(f"{split}_images")), read_idx(spec.path(f"{split}_labels"))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{spec.raw_dir}: {split} images {images.shape} and labels {labels.shape} do not match")
+    return images, labels

@@ -1,0 +1,38 @@
+"""Reading and writing IDX files, the format of MNIST (http://yann.lecun.com/exdb/mnist/).
+
+Header: two zero bytes, a type code (0x08 = unsigned byte), the number of dimensions, then each
+dimension as a big-endian int32; the values follow in row-major order.
+"""
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+UBYTE = 0x08
+
+
+class IDXFormatError(ValueError):
+    pass
+
+
+def read_idx(path: Path) -> np.ndarray:
+    data = Path(path).read_bytes()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != UBYTE:
+        raise IDXFormatError(f"{path}: not an unsigned-byte IDX file (bad magic number {data[:4].hex()})")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = struct.unpack(f">{ndim}i", data[4:header])
+    if len(data) != header + int(np.prod(shape)):
+        raise IDXFormatError(f"{path}: {len(data)} bytes, but its header promises shape {shape}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write atomically: a reader never sees a half-written file."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    tmp = Path(f"{path}.partial")
+    tmp.write_bytes(header + array.tobytes())
+    os.replace(tmp, path)

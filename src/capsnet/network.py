@@ -1,0 +1,79 @@
+"""The paper's MNIST CapsNet (section 4, fig. 1 and 2), as a plain ``nn.Module``.
+
+    images [B, 1, 28, 28]
+    -> Conv1: 256 maps, 9x9, stride 1, ReLU               [B, 256, 20, 20]
+    -> PrimaryCaps: 32 maps of 8D capsules, 9x9 stride 2  [B, 1152, 8]
+    -> DigitCaps: 10 capsules of 16D, dynamic routing     [B, 10, 16]
+    -> lengths = class probabilities                      [B, 10]
+    -> decoder on the masked DigitCaps                    [B, 1, 28, 28]
+
+With the defaults it has 6,804,224 parameters without the decoder and 8,215,568 with it.
+"""
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from capsnet.capsules import DigitCapsules, PrimaryCapsules
+from capsnet.decoder import ReconstructionDecoder, mask_capsules
+from capsnet.routing import DynamicRouting
+from capsnet.squash import capsule_lengths
+
+
+class CapsNetOutput(NamedTuple):
+    lengths: torch.Tensor  # [B, J], the class "probabilities"
+    poses: torch.Tensor  # v, [B, J, D]
+    reconstructions: torch.Tensor  # [B, C, H, W]
+    couplings: tuple[torch.Tensor, ...]  # per routing iteration, [B, I, J]
+
+
+class CapsNet(nn.Module):
+    def __init__(
+        self,
+        image_shape: list[int] = (1, 28, 28),
+        num_classes: int = 10,
+        conv_channels: int = 256,
+        conv_kernel: int = 9,
+        primary_types: int = 32,
+        primary_dim: int = 8,
+        primary_kernel: int = 9,
+        primary_stride: int = 2,
+        digit_dim: int = 16,
+        routing_iterations: int = 3,
+        detach_inner: bool = False,
+        decoder_hidden: list[int] = (512, 1024),
+        weight_init_std: float = 0.01,
+    ):
+        super().__init__()
+        channels, height, width = image_shape
+        self.conv = nn.Conv2d(channels, conv_channels, kernel_size=conv_kernel)
+        self.primary = PrimaryCapsules(conv_channels, primary_types, primary_dim, primary_kernel, primary_stride)
+        grid_h = (height - conv_kernel + 1 - primary_kernel) // primary_stride + 1
+        grid_w = (width - conv_kernel + 1 - primary_kernel) // primary_stride + 1
+        if grid_h < 1 or grid_w < 1:
+            raise ValueError(f"images of shape {list(image_shape)} are too small for two {conv_kernel}x9 convs")
+        self.digits = DigitCapsules(
+            in_caps=primary_types * grid_h * grid_w,
+            in_dim=primary_dim,
+            out_caps=num_classes,
+            out_dim=digit_dim,
+            routing=DynamicRouting(routing_iterations, detach_inner),
+            weight_init_std=weight_init_std,
+        )
+        self.decoder = ReconstructionDecoder(num_classes * digit_dim, list(decoder_hidden), list(image_shape))
+
+    def encode(self, images: torch.Tensor):
+        """Images -> (DigitCaps poses v [B, J, D], couplings)."""
+        features = torch.relu(self.conv(images))  # [B, 256, 20, 20]
+        primary = self.primary(features)  # [B, 1152, 8]
+        routed = self.digits(primary)
+        return routed.outputs, routed.couplings
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
+        """Decode the true class's capsule when ``labels`` are given (training), else the longest."""
+        poses, couplings = self.encode(images)
+        lengths = capsule_lengths(poses)  # [B, J]
+        chosen = labels if labels is not None else lengths.argmax(dim=1)
+        reconstructions = self.decoder(mask_capsules(poses, chosen))
+        return CapsNetOutput(lengths, poses, reconstructions, couplings)

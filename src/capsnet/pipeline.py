@@ -1,0 +1,64 @@
+"""What the entry points run: build everything from the config, then train or evaluate."""
+
+import logging
+from typing import Any
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from capsnet.config_tree import print_config_tree
+from capsnet.validation import validate_config
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    """Each entry of a group like ``callbacks`` or ``logger`` that has a ``_target_``."""
+    return [hydra.utils.instantiate(c) for c in (group or {}).values() if c and "_target_" in c]
+
+
+def _metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {key: float(value) for key, value in trainer.callback_metrics.items()}
+
+
+def _start(cfg: DictConfig) -> None:
+    validate_config(cfg)
+    print_config_tree(cfg, save_dir=cfg.paths.output_dir)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit (``train``), then test the best checkpoint (``test``); returns the final metrics."""
+    _start(cfg)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
+    loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = _metrics(trainer)
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("No best checkpoint (fast_dev_run or no validation): testing the current weights")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update(_metrics(trainer))
+    return metrics
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test the checkpoint ``ckpt_path``; the network comes from the checkpoint's hyperparameters."""
+    _start(cfg)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    module_class = hydra.utils.get_class(cfg.model._target_)
+    model = module_class.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
+    trainer.test(model, datamodule=datamodule)
+    return _metrics(trainer)

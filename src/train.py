@@ -1,0 +1,21 @@
+"""Train a CapsNet: `python src/train.py [overrides]`, e.g. `routing.iterations=1 decoder.alpha=0`."""
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+
+from capsnet.entry import run_reporting_errors  # noqa: E402
+from capsnet.pipeline import train  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> dict[str, float]:
+    return run_reporting_errors(train, cfg)
+
+
+if __name__ == "__main__":
+    main()
