@@ -8,8 +8,8 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-from capsnet.entry import run_reporting_errors  # noqa: E402
-from capsnet.pipeline import evaluate  # noqa: E402
+from capsnet.entry import run_reporting_errors
+from capsnet.pipeline import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

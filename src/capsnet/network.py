@@ -48,11 +48,15 @@ class CapsNet(nn.Module):
         super().__init__()
         channels, height, width = image_shape
         self.conv = nn.Conv2d(channels, conv_channels, kernel_size=conv_kernel)
-        self.primary = PrimaryCapsules(conv_channels, primary_types, primary_dim, primary_kernel, primary_stride)
+        self.primary = PrimaryCapsules(
+            conv_channels, primary_types, primary_dim, primary_kernel, primary_stride
+        )
         grid_h = (height - conv_kernel + 1 - primary_kernel) // primary_stride + 1
         grid_w = (width - conv_kernel + 1 - primary_kernel) // primary_stride + 1
         if grid_h < 1 or grid_w < 1:
-            raise ValueError(f"images of shape {list(image_shape)} are too small for two {conv_kernel}x9 convs")
+            raise ValueError(
+                f"images of shape {list(image_shape)} are too small for two {conv_kernel}x9 convs"
+            )
         self.digits = DigitCapsules(
             in_caps=primary_types * grid_h * grid_w,
             in_dim=primary_dim,

@@ -18,10 +18,10 @@ EPS = 1e-8
 def squash(s: torch.Tensor, dim: int = -1, eps: float = EPS) -> torch.Tensor:
     """Squash vectors along ``dim``; the result has the same shape and a length in [0, 1).
 
-    Computed in float32 even under bf16/fp16 autocast: the squared norm of a capsule is a sum
-    of small terms that loses too much precision in half precision.
+    Half-precision inputs are computed in float32: the squared norm of a capsule is a sum of
+    small terms that loses too much precision in bf16 or fp16.
     """
-    s = s.float()
+    s = _at_least_float32(s)
     squared_norm = s.pow(2).sum(dim=dim, keepdim=True)  # [..., 1]
     scale = squared_norm / ((1.0 + squared_norm) * torch.sqrt(squared_norm + eps))
     return s * scale
@@ -29,4 +29,8 @@ def squash(s: torch.Tensor, dim: int = -1, eps: float = EPS) -> torch.Tensor:
 
 def capsule_lengths(v: torch.Tensor, dim: int = -1, eps: float = EPS) -> torch.Tensor:
     """Euclidean length of each capsule, ``sqrt(||v||^2 + eps)`` (finite gradient at zero)."""
-    return torch.sqrt(v.float().pow(2).sum(dim=dim) + eps)
+    return torch.sqrt(_at_least_float32(v).pow(2).sum(dim=dim) + eps)
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

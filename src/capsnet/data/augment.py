@@ -9,7 +9,9 @@ window at its own offset. No per-image Python or PIL work.
 import torch
 
 
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_shift(
+    images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """[B, C, H, W] -> [B, C, H, W], each image moved by integers in [-max_shift, max_shift]."""
     if max_shift == 0:
         return images

@@ -105,5 +105,7 @@ def load_split(spec: DatasetFiles, split: str) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{path} is missing or fails its MD5 check ({expected}); run prepare_data again")
     images, labels = read_idx(spec.path(f"{split}_images")), read_idx(spec.path(f"{split}_labels"))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"{spec.raw_dir}: {split} images {images.shape} and labels {labels.shape} do not match")
+        raise DataError(
+            f"{spec.raw_dir}: {split} images {images.shape} and labels {labels.shape} do not match"
+        )
     return images, labels

@@ -1,0 +1,37 @@
+# `make train` and `make test` work on a fresh clone with only python3 (>= 3.10) and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: help install train eval test test-all lint benchmark clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "capsnet needs Python >= 3.10; set PYTHON=/path/to/python3.x"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)  ## create .venv and install the project (once; again when pyproject.toml changes)
+
+train: $(STAMP)  ## train with the default config; overrides in ARGS="routing.iterations=1 ..."
+	$(BIN)/python src/train.py $(ARGS)
+
+eval: $(STAMP)  ## evaluate a checkpoint: ARGS="ckpt_path=logs/train/runs/.../checkpoints/last.ckpt"
+	$(BIN)/python src/eval.py $(ARGS)
+
+test: $(STAMP)  ## the test suite, without tests marked slow
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-all: $(STAMP)  ## every test, slow ones included
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP)  ## ruff (lint + format check) and the hygiene hooks, on every file
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+
+clean:  ## remove run outputs (logs/), keep data/ and .venv/
+	rm -rf logs outputs multirun .pytest_cache

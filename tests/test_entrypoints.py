@@ -1,0 +1,73 @@
+"""The real entry points, run as a user runs them, on the synthetic dataset."""
+
+import csv
+import re
+
+import pytest
+import torch
+
+from .helpers import run_entry
+
+
+def test_train_fast_dev_run(tmp_path, data_overrides):
+    result = run_entry("train.py", ["debug=fast_dev_run", *data_overrides], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CONFIG" in result.stdout  # the config tree
+    assert "test/acc" in result.stdout
+    assert (tmp_path / "resolved_config.yaml").read_text().count("iterations: 3") == 2
+
+
+def test_train_then_eval_agree(tmp_path, data_overrides):
+    train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
+    overrides = [
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3",
+        "routing.iterations=2",
+        "logger=csv",
+    ]
+    result = run_entry("train.py", [*overrides, *data_overrides], train_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = list((train_dir / "checkpoints").glob("epoch_*.ckpt"))  # top-1 by val/acc, as train tested
+    assert len(best) == 1 and (train_dir / "checkpoints" / "last.ckpt").is_file()
+    with open(train_dir / "csv" / "metrics.csv") as file:
+        train_test_acc = [float(row["test/acc"]) for row in csv.DictReader(file) if row["test/acc"]]
+    assert len(train_test_acc) == 1
+    saved = torch.load(best[0], map_location="cpu", weights_only=True)
+    assert saved["hyper_parameters"]["routing"]["iterations"] == 2
+
+    # eval rebuilds the 2-iteration network from the checkpoint, whatever its own config says.
+    result = run_entry("eval.py", [f"ckpt_path={best[0]}", *data_overrides], eval_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy = re.search(r"test/acc\s*│\s*([0-9.]+)", result.stdout)
+    error = re.search(r"test/error\s*│\s*([0-9.]+)", result.stdout)
+    assert accuracy and error, result.stdout[-2000:]
+    assert abs(float(accuracy.group(1)) - train_test_acc[0]) < 1e-4
+    assert abs(float(accuracy.group(1)) + float(error.group(1)) - 1.0) < 1e-4
+    for term in ("test/margin_loss", "test/reconstruction_loss", "test/total_loss"):
+        assert term in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("routing.iterations=0", "routing.iterations=0 is invalid; allowed: an integer >= 1"),
+        ("decoder.alpha=-1", "decoder.alpha=-1 is invalid; allowed: a number >= 0.0"),
+        ("data.batch_size=0", "data.batch_size=0 is invalid; allowed: an integer >= 1"),
+        ("routing.iterations=abc", "routing.iterations='abc' is invalid"),
+        ("ckpt_path=/no/such/file.ckpt", "ckpt_path='/no/such/file.ckpt': no such file"),
+        ("routing.no_such_key=1", "Key 'no_such_key' is not in struct"),
+    ],
+)
+def test_bad_config_exits_with_one_clear_line(tmp_path, override, expected):
+    result = run_entry("train.py", [override, "data.sources=[]", f"data.data_dir={tmp_path}/none"], tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "none").exists()  # nothing touched the data
+
+
+def test_missing_data_names_every_source_tried(tmp_path):
+    result = run_entry("train.py", ["data.sources=[]", f"data.data_dir={tmp_path}/empty"], tmp_path)
+    assert result.returncode == 3
+    assert "cannot get verified MNIST files" in result.stderr
+    assert "train-images-idx3-ubyte is missing" in result.stderr
