@@ -8,13 +8,12 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-from capsnet.entry import run_reporting_errors
-from capsnet.pipeline import train
+from capsnet.entry import run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> dict[str, float]:
-    return run_reporting_errors(train, cfg)
+    return run("train", cfg)
 
 
 if __name__ == "__main__":

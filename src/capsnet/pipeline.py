@@ -1,4 +1,4 @@
-"""What the entry points run: build everything from the config, then train or evaluate."""
+"""What the entry points run on a validated config: build everything from it, then train or evaluate."""
 
 import logging
 from typing import Any
@@ -10,7 +10,6 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from capsnet.config_tree import print_config_tree
-from capsnet.validation import validate_config
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,6 @@ def _metrics(trainer: L.Trainer) -> dict[str, float]:
 
 
 def _start(cfg: DictConfig) -> None:
-    validate_config(cfg)
     print_config_tree(cfg, save_dir=cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)

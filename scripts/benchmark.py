@@ -1,0 +1,218 @@
+"""Training and inference speed of the project's own LightningModule, as `src/train.py` runs it.
+
+    python scripts/benchmark.py --batch-size 128 --precision bf16-mixed --iterations 3 [--compile] [--json]
+
+The model comes from the same Hydra configs as training (`conf/train.yaml` plus the overrides given
+after the flags) and runs inside a real `lightning.Trainer`; a callback times every step. Reported
+after warm-up, as medians of the timed steps:
+- train: img/s and ms per step (forward, backward, optimizer, scheduler, Lightning's own work);
+- inference: img/s of the validation step (forward and loss, no gradients);
+- GFLOP per image of a training step (counted by torch's FLOP counter) and the achieved fraction
+  of the matmul rate measured in this process;
+- data: training batches per second of the DataModule (index, transfer, scale, shift), as img/s;
+- peak RSS of the process.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+import hydra  # noqa: E402
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import open_dict  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+
+class StepTimer(L.Callback):
+    """Wall time of each training and validation batch."""
+
+    def __init__(self):
+        self.train, self.val = [], []
+        self._start = 0.0
+
+    def _begin(self, *_):
+        self._start = time.perf_counter()
+
+    def on_train_batch_start(self, *args):
+        self._begin()
+
+    def on_train_batch_end(self, *args):
+        self.train.append(time.perf_counter() - self._start)
+
+    def on_validation_batch_start(self, *args):
+        self._begin()
+
+    def on_validation_batch_end(self, *args):
+        self.val.append(time.perf_counter() - self._start)
+
+
+def compose_config(args, data_dir: str):
+    overrides = [
+        f"data.batch_size={args.batch_size}",
+        f"data.eval_batch_size={args.batch_size}",
+        f"routing.iterations={args.iterations}",
+        f"trainer.precision={args.precision}",
+        f"model.compile={str(args.compile).lower()}",
+        f"paths.data_dir={data_dir}",
+        *args.overrides,
+    ]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = tempfile.mkdtemp(prefix="capsnet-bench-")
+    return cfg
+
+
+def matmul_gflops(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 10) -> float:
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    times = []
+    for _ in range(repeats + 2):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times[2:]) / 1e9
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def training_flops_per_image(model, batch, precision: str) -> float:
+    """FLOPs of one forward + backward, from torch's counter (matmuls and convolutions)."""
+    images, labels = (t[:8] for t in batch)
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            output = model.net(images, labels)
+            loss = model.criterion(
+                output.lengths,
+                torch.nn.functional.one_hot(labels, 10).float(),
+                output.reconstructions,
+                images,
+            ).total
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(labels)
+
+
+def data_img_per_s(datamodule, device: str, seconds: float = 3.0) -> float:
+    """The DataModule's training batches as the trainer sees them: index, transfer, scale, shift."""
+
+    class Training:
+        training = True
+
+    datamodule.trainer = Training()
+    images = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for batch in datamodule.train_dataloader():
+            batch = [t.to(device, non_blocking=True) for t in batch]
+            images += len(datamodule.on_after_batch_transfer(batch, 0)[1])
+            if time.perf_counter() - start >= seconds:
+                break
+    _sync(device)
+    datamodule.trainer = None
+    return images / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--precision", default="32", choices=["32", "bf16-mixed", "16-mixed"])
+    parser.add_argument("--iterations", type=int, default=3, help="routing iterations")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, caches)")
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: the config's data_dir)")
+    parser.add_argument("--json", action="store_true", help="also print one JSON object on its own line")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.channels_last=false")
+    args = parser.parse_args()
+
+    from capsnet.data.files import DatasetFiles
+
+    data_dir = args.data_dir or str(ROOT / "data")
+    cfg = compose_config(args, data_dir)
+    spec = DatasetFiles(Path(cfg.data.data_dir), cfg.data.dataset, cfg.data.files)
+    if spec.problems():
+        sys.exit(
+            f"benchmark needs verified MNIST in {spec.raw_dir}: run `make train` once or pass --data-dir"
+        )
+
+    L.seed_everything(0, verbose=False)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    timer = StepTimer()
+    steps = args.warmup + args.steps
+    trainer = L.Trainer(
+        accelerator="gpu" if args.device.startswith("cuda") else "cpu",
+        devices=1,
+        precision=args.precision,
+        max_steps=steps,
+        limit_val_batches=steps,
+        val_check_interval=steps,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(model, datamodule=datamodule)
+    train_s = statistics.median(timer.train[args.warmup :])
+    infer_s = statistics.median(timer.val[args.warmup :])
+
+    device = torch.device(args.device)
+    batch = [t.to(device) for t in next(iter(datamodule.train_dataloader()))]
+    batch = datamodule.on_after_batch_transfer(batch, 0)
+    model.to(device)
+    flops = training_flops_per_image(model, batch, args.precision)
+    matmul_dtype = torch.bfloat16 if args.precision.startswith("bf16") else torch.float32
+    if args.precision.startswith("16"):
+        matmul_dtype = torch.float16
+    gflops_rate = matmul_gflops(matmul_dtype, args.device)
+
+    train_rate = args.batch_size / train_s
+    result = {
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "iterations": args.iterations,
+        "compile": args.compile,
+        "threads": torch.get_num_threads(),
+        "train_img_per_s": round(train_rate, 1),
+        "ms_per_step": round(train_s * 1000, 1),
+        "infer_img_per_s": round(args.batch_size / infer_s, 1),
+        "train_gflop_per_img": round(flops / 1e9, 3),
+        "achieved_gflops": round(train_rate * flops / 1e9, 1),
+        "matmul_gflops": round(gflops_rate, 1),
+        "fraction_of_matmul_rate": round(train_rate * flops / 1e9 / gflops_rate, 3),
+        "data_img_per_s": round(data_img_per_s(datamodule, args.device), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
