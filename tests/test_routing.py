@@ -1,72 +1,93 @@
 import pytest
 import torch
 
+from capsnet.capsules import DigitCapsules
 from capsnet.routing import DynamicRouting
 
 
-def reference_routing(u_hat: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Procedure 1 written out loop by loop, one example and one capsule at a time."""
-    batch, children, parents, _ = u_hat.shape
-    outputs, last_couplings = (
-        torch.zeros(batch, parents, u_hat.shape[3]),
-        torch.zeros(batch, children, parents),
-    )
+def reference_routing(u: torch.Tensor, weight: torch.Tensor, iterations: int):
+    """Procedure 1 written out loop by loop, one example and one capsule at a time, from u_hat = W u."""
+    batch, children, _ = u.shape
+    parents = weight.shape[2]
+    outputs, last_couplings = [], []
     for b in range(batch):
-        logits = torch.zeros(children, parents)
+        u_hat = [[weight[i, :, j, :].T @ u[b, i] for j in range(parents)] for i in range(children)]
+        logits = torch.zeros(children, parents, dtype=u.dtype)
         for _ in range(iterations):
             couplings = torch.stack([torch.softmax(logits[i], dim=0) for i in range(children)])
             v = []
             for j in range(parents):
-                s_j = sum(couplings[i, j] * u_hat[b, i, j] for i in range(children))
+                s_j = sum(couplings[i, j] * u_hat[i][j] for i in range(children))
                 norm_sq = (s_j**2).sum()
                 v.append(norm_sq / (1 + norm_sq) * s_j / torch.sqrt(norm_sq))
             for i in range(children):
                 for j in range(parents):
-                    logits[i, j] = logits[i, j] + torch.dot(u_hat[b, i, j], v[j])
-        outputs[b], last_couplings[b] = torch.stack(v), couplings
-    return outputs, last_couplings
+                    logits[i, j] = logits[i, j] + torch.dot(u_hat[i][j], v[j])
+        outputs.append(torch.stack(v))
+        last_couplings.append(couplings)
+    return torch.stack(outputs), torch.stack(last_couplings)
+
+
+def random_layer(batch=3, children=12, child_dim=5, parents=4, parent_dim=6, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.randn(batch, children, child_dim, generator=generator) * 0.5
+    weight = torch.randn(children, child_dim, parents, parent_dim, generator=generator) * 0.5
+    return u, weight
 
 
 @pytest.mark.parametrize("iterations", [1, 2, 3, 5])
 def test_matches_reference_loop(iterations):
-    torch.manual_seed(iterations)
-    u_hat = torch.randn(3, 12, 4, 6) * 0.5
-    result = DynamicRouting(iterations)(u_hat)
-    expected_v, expected_c = reference_routing(u_hat, iterations)
+    u, weight = random_layer(seed=iterations)
+    result = DynamicRouting(iterations)(u, weight)
+    expected_v, expected_c = reference_routing(u, weight, iterations)
     assert torch.allclose(result.outputs, expected_v, atol=1e-5)
     assert torch.allclose(result.couplings[-1], expected_c, atol=1e-5)
     assert len(result.couplings) == iterations
 
 
 def test_couplings_sum_to_one_over_parents():
-    u_hat = torch.randn(5, 20, 10, 16)
-    for coupling in DynamicRouting(3)(u_hat).couplings:
+    u, weight = random_layer(batch=5, children=20, parents=10)
+    for coupling in DynamicRouting(3)(u, weight).couplings:
+        assert coupling.shape == (5, 20, 10)
         assert torch.allclose(coupling.sum(dim=2), torch.ones(5, 20), atol=1e-6)
 
 
 def test_one_iteration_is_uniform():
-    coupling = DynamicRouting(1)(torch.randn(2, 7, 10, 16)).couplings[0]
+    u, weight = random_layer(batch=2, children=7, parents=10)
+    (coupling,) = DynamicRouting(1)(u, weight).couplings
     assert torch.allclose(coupling, torch.full((2, 7, 10), 0.1))
 
 
 def test_logits_start_at_zero_for_every_example():
     """Routing one example alone gives the same result as routing it in a batch (no shared logits)."""
-    u_hat = torch.randn(4, 30, 10, 8)
+    u, weight = random_layer(batch=4, children=30, parents=10)
     routing = DynamicRouting(3)
-    together = routing(u_hat).outputs
-    alone = torch.cat([routing(u_hat[i : i + 1]).outputs for i in range(4)])
+    together = routing(u, weight).outputs
+    alone = torch.cat([routing(u[i : i + 1], weight).outputs for i in range(4)])
     assert torch.allclose(together, alone, atol=1e-6)
 
 
+def test_digit_capsules_route_their_own_predictions():
+    layer = DigitCapsules(
+        in_caps=9, in_dim=8, out_caps=10, out_dim=16, routing=DynamicRouting(3), weight_init_std=0.3
+    )
+    u = torch.randn(2, 9, 8)
+    predictions = layer.predictions(u)  # u_hat, [B, I, J, D]
+    assert torch.allclose(predictions[1, 4, 7], layer.weight[4, :, 7, :].T @ u[1, 4], atol=1e-6)
+    expected_v, _ = reference_routing(u, layer.weight.detach(), 3)
+    assert torch.allclose(layer(u).outputs, expected_v, atol=1e-5)
+
+
 def test_detach_inner_keeps_outputs_changes_gradients():
-    u_hat = torch.randn(2, 9, 5, 4, requires_grad=True)
-    grads = []
+    u, weight = random_layer()
+    u.requires_grad_(True)
+    results = []
     for detach in (False, True):
-        result = DynamicRouting(3, detach_inner=detach)(u_hat)
-        (grad,) = torch.autograd.grad(result.outputs.pow(2).sum(), u_hat)
-        grads.append((result.outputs.detach(), grad))
-    assert torch.allclose(grads[0][0], grads[1][0])
-    assert not torch.allclose(grads[0][1], grads[1][1])
+        outputs = DynamicRouting(3, detach_inner=detach)(u, weight).outputs
+        (grad,) = torch.autograd.grad(outputs.pow(2).sum(), u)
+        results.append((outputs.detach(), grad))
+    assert torch.allclose(results[0][0], results[1][0])
+    assert not torch.allclose(results[0][1], results[1][1])
 
 
 def test_zero_iterations_rejected():

@@ -32,9 +32,10 @@ class PrimaryCapsules(nn.Module):
 class DigitCapsules(nn.Module):
     """``in_caps`` children of ``in_dim`` D to ``out_caps`` parents of ``out_dim`` D, routed.
 
-    The transformation matrices live in one tensor ``[I, in_dim, J * out_dim]`` so that all
-    I x J predictions of a batch come from a single batched matmul (batch over children i), with
-    no per-example copies of W. There is no bias: the paper's parameter count has none.
+    One ``in_dim x out_dim`` matrix per (child, parent) pair, in a single tensor
+    ``[I, in_dim, J, out_dim]`` that routing uses whole: no per-example copies of W, and the
+    predictions u_hat are never materialised (see ``capsnet.routing``). No bias: the paper's
+    parameter count has none.
     """
 
     def __init__(
@@ -47,15 +48,15 @@ class DigitCapsules(nn.Module):
         weight_init_std: float = 0.01,
     ):
         super().__init__()
-        self.in_caps, self.in_dim, self.out_caps, self.out_dim = in_caps, in_dim, out_caps, out_dim
-        self.weight = nn.Parameter(torch.randn(in_caps, in_dim, out_caps * out_dim) * weight_init_std)
+        self.weight = nn.Parameter(torch.randn(in_caps, in_dim, out_caps, out_dim) * weight_init_std)
         self.routing = routing
 
     def predictions(self, capsules: torch.Tensor) -> torch.Tensor:
-        """u_hat_{j|i} = W_ij u_i for every (example, child, parent): [B, I, in_dim] -> [B, I, J, D]."""
-        batch = capsules.shape[0]
-        per_child = torch.bmm(capsules.transpose(0, 1), self.weight.to(capsules.dtype))  # [I, B, J*D]
-        return per_child.view(self.in_caps, batch, self.out_caps, self.out_dim).transpose(0, 1)
+        """u_hat_{j|i} = W_ij u_i for every (example, child, parent): [B, I, in_dim] -> [B, I, J, D].
+
+        Routing does not need them; they are here for inspection and tests.
+        """
+        return torch.einsum("bik,ikjd->bijd", capsules, self.weight.to(capsules.dtype))
 
     def forward(self, capsules: torch.Tensor) -> RoutingResult:
-        return self.routing(self.predictions(capsules))
+        return self.routing(capsules, self.weight)
