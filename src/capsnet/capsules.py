@@ -11,6 +11,7 @@ the parents' outputs ``v_j``.
 import torch
 from torch import nn
 
+from capsnet.conv import FastWeightGradConv2d
 from capsnet.routing import DynamicRouting, RoutingResult
 from capsnet.squash import squash
 
@@ -19,7 +20,7 @@ class PrimaryCapsules(nn.Module):
     def __init__(self, in_channels: int, types: int, dim: int, kernel_size: int, stride: int):
         super().__init__()
         self.types, self.dim = types, dim
-        self.conv = nn.Conv2d(in_channels, types * dim, kernel_size=kernel_size, stride=stride)
+        self.conv = FastWeightGradConv2d(in_channels, types * dim, kernel_size, stride)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         maps = self.conv(features)  # [B, types*dim, H, W]

@@ -21,20 +21,28 @@ log = logging.getLogger(__name__)
 
 
 class InMemoryImages(Dataset):
-    """uint8 images [N, C, H, W] and int64 labels [N]; indexing with a list gathers a whole batch."""
+    """The examples ``members`` of uint8 images [N, C, H, W] and int64 labels [N], sharing their memory
+    with every other split of the same file; indexing with a list gathers a whole batch."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        self.images, self.labels = images, labels
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, members: torch.Tensor | None = None):
+        self.all_images, self.all_labels = images, labels
+        self.members = torch.arange(len(labels)) if members is None else members
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.members)
 
     def __getitem__(self, index: int):
-        return self.images[index], self.labels[index]
+        member = self.members[index]
+        return self.all_images[member], self.all_labels[member]
 
     def __getitems__(self, indices: list[int]):
-        index = torch.as_tensor(indices)
-        return self.images[index], self.labels[index]
+        members = self.members[torch.as_tensor(indices)]
+        return self.all_images[members], self.all_labels[members]
+
+    @property
+    def images(self) -> torch.Tensor:
+        """A copy of this split's images, for inspection."""
+        return self.all_images[self.members]
 
 
 def _keep_batch(batch):
@@ -85,15 +93,15 @@ class MNISTDataModule(L.LightningDataModule):
             val_index, train_index = order[: self.val_size], order[self.val_size :]
             if self.train_subset is not None:
                 train_index = train_index[: self.train_subset]
-            self.train_set = InMemoryImages(images[train_index], labels[train_index])
-            self.val_set = InMemoryImages(images[val_index], labels[val_index])
+            self.train_set = InMemoryImages(images, labels, train_index)
+            self.val_set = InMemoryImages(images, labels, val_index)
             log.info("train %d / val %d images", len(self.train_set), len(self.val_set))
         if stage in ("test", "predict", None) and self.test_set is None:
             self.test_set = InMemoryImages(*self._tensors("test"))
 
     def _tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = load_split(self.spec, split)
-        images = torch.from_numpy(images.copy()).view(len(images), *self.image_shape)  # uint8
+        images = torch.from_numpy(images).view(len(images), *self.image_shape)  # uint8, no copy
         labels = torch.from_numpy(labels.astype("int64"))
         if int(labels.max()) >= self.num_classes:
             raise ValueError(f"{self.spec.raw_dir}: label {int(labels.max())} >= data.num_classes")

@@ -18,7 +18,10 @@ class IDXFormatError(ValueError):
 
 
 def read_idx(path: Path) -> np.ndarray:
-    data = Path(path).read_bytes()
+    """The file's array, backed by a writable buffer (torch.from_numpy can share it, no copy)."""
+    with open(path, "rb") as file:
+        data = bytearray(os.fstat(file.fileno()).st_size)
+        file.readinto(data)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != UBYTE:
         raise IDXFormatError(f"{path}: not an unsigned-byte IDX file (bad magic number {data[:4].hex()})")
     ndim = data[3]
