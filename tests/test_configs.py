@@ -15,6 +15,7 @@ CONF = ROOT / "conf"
 GROUPS = [
     "data",
     "model",
+    "model/scheduler",
     "routing",
     "loss",
     "decoder",

@@ -71,3 +71,22 @@ def test_missing_data_names_every_source_tried(tmp_path):
     assert result.returncode == 3
     assert "cannot get verified MNIST files" in result.stderr
     assert "train-images-idx3-ubyte is missing" in result.stderr
+
+
+def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overrides):
+    """One-cycle schedule sized by the Trainer, bf16, and the stop at the target accuracy."""
+    overrides = [
+        "experiment=fast_cpu",
+        "logger=csv",
+        "trainer.max_epochs=3",
+        "trainer.val_check_interval=1.0",
+    ]
+    overrides += ["callbacks.stop_at_accuracy.target=0.0", *data_overrides]  # any accuracy reaches 0.0
+    result = run_entry("train.py", overrides, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "csv" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    stops = [row for row in rows if row.get("time_to_target_s")]
+    assert len(stops) == 1 and float(stops[0]["time_to_target_s"]) > 0
+    assert max(int(row["epoch"]) for row in rows if row["epoch"]) == 0  # stopped after the first validation
+    assert any(row.get("test/acc") for row in rows)

@@ -5,6 +5,7 @@ config groups), saved as hyperparameters: a checkpoint alone rebuilds the exact 
 trained with (``CapsNetModule.load_from_checkpoint``), whatever the current config says.
 """
 
+import inspect
 from typing import Any
 
 import hydra
@@ -125,5 +126,11 @@ class CapsNetModule(L.LightningModule):
         optimizer = hydra.utils.instantiate(self.hparams.optimizer, params=self.parameters())
         if not self.hparams.scheduler:
             return {"optimizer": optimizer}
-        scheduler = hydra.utils.instantiate(self.hparams.scheduler, optimizer=optimizer)
+        # A schedule that needs the run's length (one-cycle) takes it from the Trainer.
+        needs_length = (
+            "total_steps"
+            in inspect.signature(hydra.utils.get_method(self.hparams.scheduler["_target_"])).parameters
+        )
+        extra = {"total_steps": int(self.trainer.estimated_stepping_batches)} if needs_length else {}
+        scheduler = hydra.utils.instantiate(self.hparams.scheduler, optimizer=optimizer, **extra)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

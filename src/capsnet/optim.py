@@ -8,3 +8,15 @@ def exponential_decay(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """lr_t = lr_0 * decay_rate ** (t / decay_steps): the official CapsNet code's smooth decay."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: decay_rate ** (step / decay_steps))
+
+
+def one_cycle(
+    optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, pct_start: float = 0.25
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """Warm up to ``max_lr`` over ``pct_start`` of the run, then anneal (cosine) to ~0 (Smith, 2018).
+
+    ``total_steps`` is filled in by the module from the Trainer (``estimated_stepping_batches``).
+    """
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start
+    )
