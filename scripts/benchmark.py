@@ -101,7 +101,7 @@ def training_flops_per_image(model, batch, precision: str) -> float:
             output = model.net(images, labels)
             loss = model.criterion(
                 output.lengths,
-                torch.nn.functional.one_hot(labels, 10).float(),
+                torch.nn.functional.one_hot(labels, output.lengths.shape[1]).float(),
                 output.reconstructions,
                 images,
             ).total

@@ -126,11 +126,10 @@ class CapsNetModule(L.LightningModule):
         optimizer = hydra.utils.instantiate(self.hparams.optimizer, params=self.parameters())
         if not self.hparams.scheduler:
             return {"optimizer": optimizer}
-        # A schedule that needs the run's length (one-cycle) takes it from the Trainer.
-        needs_length = (
-            "total_steps"
-            in inspect.signature(hydra.utils.get_method(self.hparams.scheduler["_target_"])).parameters
-        )
-        extra = {"total_steps": int(self.trainer.estimated_stepping_batches)} if needs_length else {}
-        scheduler = hydra.utils.instantiate(self.hparams.scheduler, optimizer=optimizer, **extra)
+        # A schedule with a `total_steps` argument (one-cycle) gets the run's length from the Trainer.
+        make_scheduler = hydra.utils.get_method(self.hparams.scheduler["_target_"])
+        run_length = {}
+        if "total_steps" in inspect.signature(make_scheduler).parameters:
+            run_length["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = hydra.utils.instantiate(self.hparams.scheduler, optimizer=optimizer, **run_length)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
