@@ -34,6 +34,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from capsnet.labels import one_hot  # noqa: E402
+
 
 class StepTimer(L.Callback):
     """Wall time of each training and validation batch."""
@@ -101,7 +103,7 @@ def training_flops_per_image(model, batch, precision: str) -> float:
             output = model.net(images, labels)
             loss = model.criterion(
                 output.lengths,
-                torch.nn.functional.one_hot(labels, output.lengths.shape[1]).float(),
+                one_hot(labels, output.lengths.shape[1]),
                 output.reconstructions,
                 images,
             ).total

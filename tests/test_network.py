@@ -44,3 +44,10 @@ def test_decoder_masks_by_label_when_given_else_by_longest_capsule():
     by_label = net(images, other)
     assert torch.allclose(by_label.reconstructions, net.decoder(mask_capsules(by_label.poses, other)))
     assert not torch.allclose(by_label.reconstructions, by_prediction.reconstructions)
+
+
+def test_one_hot_matches_torch():
+    from capsnet.labels import one_hot
+
+    labels = torch.tensor([3, 0, 9, 3])
+    assert torch.equal(one_hot(labels, 10), torch.nn.functional.one_hot(labels, 10).float())

@@ -10,10 +10,12 @@ import math
 import torch
 from torch import nn
 
+from capsnet.labels import one_hot
+
 
 def mask_capsules(poses: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Zero every capsule but ``classes[b]`` in each example: [B, J, D], [B] -> [B, J * D]."""
-    keep = nn.functional.one_hot(classes, num_classes=poses.shape[1]).to(poses.dtype)  # [B, J]
+    keep = one_hot(classes, poses.shape[1], poses.dtype)  # [B, J]
     return (poses * keep.unsqueeze(-1)).flatten(1)
 
 

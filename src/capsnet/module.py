@@ -14,6 +14,7 @@ import torch
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from capsnet.labels import one_hot
 from capsnet.losses import CapsuleLoss, LossTerms
 from capsnet.network import CapsNet, CapsNetOutput
 
@@ -76,7 +77,7 @@ class CapsNetModule(L.LightningModule):
         images, labels = batch
         # Training decodes the true class's capsule; evaluation the longest one (paper section 4.1).
         output = self(images, labels if stage == "train" else None)
-        targets = torch.nn.functional.one_hot(labels, output.lengths.shape[1]).float()
+        targets = one_hot(labels, output.lengths.shape[1])
         terms = self.criterion(output.lengths, targets, output.reconstructions, images)
         self.accuracy[f"{stage}_acc"].update(output.lengths.detach().argmax(dim=1), labels)
         return terms, output
