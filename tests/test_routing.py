@@ -121,19 +121,3 @@ def test_gradients_match_explicit_predictions(iterations):
     for mine, expected in zip(ours, theirs, strict=True):
         # Equal up to the eps = 1e-8 that squash adds under its square root (~1e-8 relative).
         assert (mine - expected).norm() < 1e-6 * expected.norm()
-
-
-def test_hand_written_backward_passes_gradcheck():
-    """The routing's two contractions have hand-written backward passes: check them numerically."""
-    from capsnet.routing import _Agreement, _WeightedSum
-
-    generator = torch.Generator().manual_seed(0)
-    batch, children, child_dim, parents, parent_dim = 2, 3, 4, 5, 6
-
-    def random(*shape):
-        return torch.randn(*shape, generator=generator, dtype=torch.float64, requires_grad=True)
-
-    u, w = random(batch, children, child_dim), random(children * child_dim, parents, parent_dim)
-    v, c = random(batch, parents, parent_dim), random(parents, batch, children)
-    assert torch.autograd.gradcheck(_Agreement.apply, (v, u, w))
-    assert torch.autograd.gradcheck(_WeightedSum.apply, (c, u, w))
