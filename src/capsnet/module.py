@@ -38,7 +38,8 @@ class CapsNetModule(L.LightningModule):
         decoder: ``hidden`` sizes and ``alpha``, the reconstruction loss weight; loss: the margin
         loss's ``margin_weight``, ``m_plus``, ``m_minus``, ``absent_weight``; optimizer and
         scheduler: Hydra ``_target_`` dicts, the scheduler a function of the optimizer that is
-        stepped every optimizer step. channels_last: NHWC convolutions (oneDNN and cuDNN are faster).
+        stepped every optimizer step. channels_last: NHWC convolutions (on this project's CPU: bf16
+        training 130 -> 139 img/s, fp32 unchanged; cuDNN's bf16/fp16 kernels prefer NHWC too).
         """
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -52,9 +53,13 @@ class CapsNetModule(L.LightningModule):
         self.net.to(memory_format=self.memory_format)
         self.criterion = CapsuleLoss(reconstruction_weight=decoder["alpha"], **loss)
         num_classes = net["num_classes"]
-        # Micro accuracy over every example (summed across DDP ranks by torchmetrics).
+        # Micro accuracy over every example (summed across DDP ranks by torchmetrics). No argument
+        # validation: it inspects the values on the host, a sync per step on a GPU.
         self.accuracy = torch.nn.ModuleDict(
-            {f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in STAGES}
+            {
+                f"{s}_acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+                for s in STAGES
+            }
         )
         self.loss_means = torch.nn.ModuleDict(
             {f"{s}_{term}": MeanMetric() for s in ("val", "test") for term in LossTerms._fields}
