@@ -77,9 +77,10 @@ def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overri
     """One-cycle schedule sized by the Trainer, bf16, and the stop at the target accuracy."""
     overrides = [
         "experiment=fast_cpu",
+        "model.compile=false",  # compiling is covered by a slow test
         "logger=csv",
         "trainer.max_epochs=3",
-        "trainer.val_check_interval=1.0",
+        "trainer.val_check_interval=0.5",  # the first validation is half-way through epoch 0
     ]
     overrides += ["callbacks.stop_at_accuracy.target=0.0", *data_overrides]  # any accuracy reaches 0.0
     result = run_entry("train.py", overrides, tmp_path)
@@ -88,5 +89,15 @@ def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overri
         rows = list(csv.DictReader(file))
     stops = [row for row in rows if row.get("time_to_target_s")]
     assert len(stops) == 1 and float(stops[0]["time_to_target_s"]) > 0
-    assert max(int(row["epoch"]) for row in rows if row["epoch"]) == 0  # stopped after the first validation
+    # 80 training images in batches of 8: the first validation comes after step 5, and the run stops
+    # there, within the first epoch.
+    assert max(int(row["step"]) for row in rows) == 5
     assert any(row.get("test/acc") for row in rows)
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_tests(tmp_path, data_overrides):
+    """model.compile=true: torch.compile of the whole network, routing included (about a minute)."""
+    result = run_entry("train.py", ["debug=fast_dev_run", "model.compile=true", *data_overrides], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/acc" in result.stdout

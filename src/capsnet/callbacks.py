@@ -13,7 +13,8 @@ class StopAtAccuracy(L.Callback):
 
     The clock starts when the callback is built, before data is prepared, so the reported
     ``time_to_target_s`` is the wall time of the run up to that validation, data loading included.
-    Validate several times an epoch (``trainer.val_check_interval``) to stop close to the target.
+    Validate several times an epoch (``trainer.val_check_interval``) to stop close to the target,
+    and set ``trainer.min_epochs=0`` to allow a stop within the first epoch.
     """
 
     def __init__(self, target: float = 0.99, monitor: str = "val/acc"):
@@ -23,7 +24,11 @@ class StopAtAccuracy(L.Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_validation_end runs after the module's epoch-end hook has logged the accuracy.
-        if trainer.sanity_checking or self.reached_after_s is not None:
+        if trainer.sanity_checking:
+            return
+        if self.reached_after_s is not None:
+            # Lightning refuses (and forgets) a stop before trainer.min_epochs: ask again.
+            trainer.should_stop = True
             return
         value = trainer.callback_metrics.get(self.monitor)
         elapsed = time.perf_counter() - self.start
