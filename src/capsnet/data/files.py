@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capsnet.data.idx import read_idx
+from capsnet.data.idx import parse_idx, read_bytes
 from capsnet.data.sources import SOURCES
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,27 @@ class DatasetFiles:
 
     def problems(self) -> list[str]:
         """One line per missing file or wrong checksum; empty when all four are good."""
-        found = []
-        for split in SPLITS:
-            path, expected = self.path(split), self.files[split]["md5"]
-            if not path.is_file():
-                found.append(f"{path} is missing")
-            elif (actual := md5(path)) != expected:
-                found.append(f"{path} has MD5 {actual}, expected {expected}")
-        return found
+        return [problem for split in SPLITS if (problem := self._problem(split, self._file_md5(split)))]
+
+    def read_verified(self, split: str) -> np.ndarray:
+        """The file's array, read once: the MD5 checked is that of the very bytes parsed."""
+        path = self.path(split)
+        data = read_bytes(path) if path.is_file() else None
+        problem = self._problem(split, None if data is None else hashlib.md5(data).hexdigest())
+        if problem is not None:
+            raise DataError(f"{problem}; run prepare_data (or the training command) again to rebuild it")
+        return parse_idx(data, path)
+
+    def _file_md5(self, split: str) -> str | None:
+        """None when the file is missing."""
+        return md5(self.path(split)) if self.path(split).is_file() else None
+
+    def _problem(self, split: str, digest: str | None) -> str | None:
+        """What is wrong with a file of this MD5 (None: the file is missing), or None when it is good."""
+        expected = self.files[split]["md5"]
+        if digest is None:
+            return f"{self.path(split)} is missing"
+        return None if digest == expected else f"{self.path(split)} has MD5 {digest}, expected {expected}"
 
 
 def md5(path: Path) -> str:
@@ -98,12 +111,8 @@ def _ensure_writable(directory: Path) -> None:
 
 
 def load_split(spec: DatasetFiles, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images [N, H, W] and labels [N] of ``split`` ("train" or "test"), checksums verified first."""
-    for kind in ("images", "labels"):
-        path, expected = spec.path(f"{split}_{kind}"), spec.files[f"{split}_{kind}"]["md5"]
-        if not path.is_file() or md5(path) != expected:
-            raise DataError(f"{path} is missing or fails its MD5 check ({expected}); run prepare_data again")
-    images, labels = read_idx(spec.path(f"{split}_images")), read_idx(spec.path(f"{split}_labels"))
+    """Images [N, H, W] and labels [N] of ``split`` ("train" or "test"), verified by checksum."""
+    images, labels = spec.read_verified(f"{split}_images"), spec.read_verified(f"{split}_labels")
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(
             f"{spec.raw_dir}: {split} images {images.shape} and labels {labels.shape} do not match"

@@ -17,11 +17,20 @@ class IDXFormatError(ValueError):
     pass
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """The file's array, backed by a writable buffer (torch.from_numpy can share it, no copy)."""
+def read_bytes(path: Path) -> bytearray:
+    """The whole file, in one writable buffer (so arrays parsed from it can be shared with torch)."""
     with open(path, "rb") as file:
         data = bytearray(os.fstat(file.fileno()).st_size)
         file.readinto(data)
+    return data
+
+
+def read_idx(path: Path) -> np.ndarray:
+    return parse_idx(read_bytes(path), path)
+
+
+def parse_idx(data: bytearray, path: Path) -> np.ndarray:
+    """The array in an IDX file's bytes, sharing their memory (no copy); ``path`` names it in errors."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != UBYTE:
         raise IDXFormatError(f"{path}: not an unsigned-byte IDX file (bad magic number {data[:4].hex()})")
     ndim = data[3]

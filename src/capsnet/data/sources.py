@@ -4,7 +4,6 @@ Each source writes the four IDX files (names as in ``DatasetFiles``) into ``raw_
 """
 
 import io
-import logging
 import socket
 import subprocess
 import sys
@@ -16,8 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from capsnet.data.idx import write_idx
-
-log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 20
 
