@@ -55,7 +55,8 @@ class CapsNet(nn.Module):
         grid_w = (width - conv_kernel + 1 - primary_kernel) // primary_stride + 1
         if grid_h < 1 or grid_w < 1:
             raise ValueError(
-                f"images of shape {list(image_shape)} are too small for two {conv_kernel}x9 convs"
+                f"data.image_shape={list(image_shape)} is too small for a {conv_kernel}x{conv_kernel} conv "
+                f"then a {primary_kernel}x{primary_kernel} stride-{primary_stride} conv"
             )
         self.digits = DigitCapsules(
             in_caps=primary_types * grid_h * grid_w,

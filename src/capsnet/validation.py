@@ -91,8 +91,6 @@ RULES: tuple[Rule, ...] = (
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first bad value, or for a ``ckpt_path`` that is not a file."""
     for rule in RULES:
-        if OmegaConf.select(cfg, rule.key.rsplit(".", 1)[0] if "." in rule.key else rule.key) is None:
-            continue  # the group is absent from this config (e.g. eval has no optimizer)
         rule.check(cfg)
     m_plus, m_minus = OmegaConf.select(cfg, "loss.m_plus"), OmegaConf.select(cfg, "loss.m_minus")
     if m_plus is not None and m_minus is not None and m_minus >= m_plus:
