@@ -34,7 +34,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from capsnet.labels import one_hot  # noqa: E402
+AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # "32": no autocast
 
 
 class StepTimer(L.Callback):
@@ -60,14 +60,14 @@ class StepTimer(L.Callback):
         self.val.append(time.perf_counter() - self._start)
 
 
-def compose_config(args, data_dir: str):
+def compose_config(args):
     overrides = [
         f"data.batch_size={args.batch_size}",
         f"data.eval_batch_size={args.batch_size}",
         f"routing.iterations={args.iterations}",
         f"trainer.precision={args.precision}",
         f"model.compile={str(args.compile).lower()}",
-        f"paths.data_dir={data_dir}",
+        *([f"paths.data_dir={args.data_dir}"] if args.data_dir else []),
         *args.overrides,
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -95,21 +95,15 @@ def _sync(device: str) -> None:
 
 
 def training_flops_per_image(model, batch, precision: str) -> float:
-    """FLOPs of one forward + backward, from torch's counter (matmuls and convolutions)."""
-    images, labels = (t[:8] for t in batch)
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    """FLOPs of the module's own training step, forward + backward, from torch's counter."""
+    small_batch = [t[:8] for t in batch]
+    dtype = AUTOCAST_DTYPES.get(precision)
     with FlopCounterMode(display=False) as counter:
-        with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            output = model.net(images, labels)
-            loss = model.criterion(
-                output.lengths,
-                one_hot(labels, output.lengths.shape[1]),
-                output.reconstructions,
-                images,
-            ).total
-        loss.backward()
+        with torch.autocast(small_batch[0].device.type, dtype=dtype, enabled=dtype is not None):
+            terms, _ = model._step(small_batch, "train")
+        terms.total.backward()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / len(labels)
+    return counter.get_total_flops() / len(small_batch[1])
 
 
 def data_img_per_s(datamodule, device: str, seconds: float = 3.0) -> float:
@@ -148,16 +142,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.channels_last=false")
     args = parser.parse_args()
 
-    from capsnet.data.files import DatasetFiles
-
-    data_dir = args.data_dir or str(ROOT / "data")
-    cfg = compose_config(args, data_dir)
-    spec = DatasetFiles(Path(cfg.data.data_dir), cfg.data.dataset, cfg.data.files)
-    if spec.problems():
-        sys.exit(
-            f"benchmark needs verified MNIST in {spec.raw_dir}: run `make train` once or pass --data-dir"
-        )
-
+    cfg = compose_config(args)
     L.seed_everything(0, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
@@ -177,7 +162,7 @@ def main() -> None:
         enable_model_summary=False,
         callbacks=[timer],
     )
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule)  # prepare_data gets MNIST if it is not there yet
     train_s = statistics.median(timer.train[args.warmup :])
     infer_s = statistics.median(timer.val[args.warmup :])
 
@@ -186,10 +171,7 @@ def main() -> None:
     batch = datamodule.on_after_batch_transfer(batch, 0)
     model.to(device)
     flops = training_flops_per_image(model, batch, args.precision)
-    matmul_dtype = torch.bfloat16 if args.precision.startswith("bf16") else torch.float32
-    if args.precision.startswith("16"):
-        matmul_dtype = torch.float16
-    gflops_rate = matmul_gflops(matmul_dtype, args.device)
+    gflops_rate = matmul_gflops(AUTOCAST_DTYPES.get(args.precision, torch.float32), args.device)
 
     train_rate = args.batch_size / train_s
     result = {
@@ -217,4 +199,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from capsnet.data.files import DataError
+
+    try:
+        main()
+    except DataError as error:
+        sys.exit(f"Data error: {error}")
