@@ -30,6 +30,9 @@ test: $(STAMP)  ## the test suite, without tests marked slow
 test-all: $(STAMP)  ## every test, slow ones included
 	$(BIN)/python -m pytest $(ARGS)
 
+benchmark: $(STAMP)  ## training/inference/data speed: ARGS="--precision bf16-mixed --compile --json"
+	$(BIN)/python scripts/benchmark.py $(ARGS)
+
 lint: $(STAMP)  ## ruff (lint + format check) and the hygiene hooks, on every file
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
