@@ -34,6 +34,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from capsnet.memory import set_mmap_threshold  # noqa: E402
+
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # "32": no autocast
 
 
@@ -143,6 +145,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = compose_config(args)
+    set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
     L.seed_everything(0, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)

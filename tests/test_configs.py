@@ -81,6 +81,7 @@ def test_paper_experiment_is_the_papers_setup():
         ("loss.m_minus=0.95", "loss.m_minus"),
         ("trainer.precision=8", "trainer.precision"),
         ("model.optimizer.lr=0", "model.optimizer.lr"),
+        ("malloc_mmap_threshold=-1", "malloc_mmap_threshold"),
     ],
 )
 def test_validation_names_the_key(override, key):

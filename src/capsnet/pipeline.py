@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from capsnet.config_tree import print_config_tree
+from capsnet.memory import set_mmap_threshold
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def _metrics(trainer: L.Trainer) -> dict[str, float]:
 
 def _start(cfg: DictConfig) -> None:
     print_config_tree(cfg, save_dir=cfg.paths.output_dir)
+    set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 

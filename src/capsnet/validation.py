@@ -85,6 +85,7 @@ RULES: tuple[Rule, ...] = (
     int_at_least("trainer.max_epochs", -1, optional=True),
     Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
     int_at_least("seed", 0, optional=True),
+    int_at_least("malloc_mmap_threshold", 0, optional=True),
 )
 
 

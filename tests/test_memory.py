@@ -1,0 +1,27 @@
+"""The allocator policy of capsnet.memory (this project runs on glibc Linux, where mallopt exists)."""
+
+import os
+import subprocess
+import sys
+
+from capsnet.memory import set_mmap_threshold
+
+
+def _set_in_fresh_process(threshold, env=None) -> str:
+    code = f"from capsnet.memory import set_mmap_threshold; print(set_mmap_threshold({threshold!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+
+
+def test_null_keeps_the_default():
+    assert set_mmap_threshold(None) is False
+
+
+def test_threshold_is_set():
+    assert _set_in_fresh_process(2**20) == "True"
+
+
+def test_glibc_environment_variable_wins():
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4194304"}
+    assert _set_in_fresh_process(2**20, env=env) == "False"
