@@ -95,7 +95,7 @@ def _recomputed(fn, *args: torch.Tensor) -> torch.Tensor:
 
 
 def _agreement(outputs: torch.Tensor, w: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """u_hat_{j|i} . v_j = u_i . (W_ij^T v_j): outputs v [B, J, D], w [I*K, J, D], u [B, I, K] -> [J, B, I]."""
+    """u_hat_{j|i} . v_j = u_i . (W_ij^T v_j): v [B, J, D], w [I*K, J, D], u [B, I, K] -> [J, B, I]."""
     parents, (batch, children, child_dim) = outputs.shape[1], u.shape
     back_projected = torch.einsum("bjd,njd->jbn", outputs, w)  # W_ij^T v_j: [J, B, I*K]
     return (back_projected.view(parents, batch, children, child_dim) * u).sum(-1)
