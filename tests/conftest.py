@@ -1,8 +1,12 @@
 """Fixtures: the synthetic dataset, written once per session, and the overrides that select it."""
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Tests never reach a W&B server, even on a machine with credentials.
+os.environ["WANDB_MODE"] = "offline"
 
 from .helpers import write_synthetic_mnist
 

@@ -39,10 +39,16 @@ def write_synthetic_mnist(root: Path, train: int = 96, test: int = 37, seed: int
     return {split: md5(raw / FILE_NAMES[split]) for split in SPLITS}
 
 
-def run_entry(script: str, overrides: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    """Run ``src/<script>`` as a user would, with its outputs under ``tmp_path``."""
-    command = [sys.executable, str(ROOT / "src" / script), *overrides, f"hydra.run.dir={tmp_path}"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+def run_entry(
+    script: str, overrides: list[str], tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``src/<script>`` (or ``scripts/<script>``) as a user would, outputs under ``tmp_path``.
+
+    ``env`` replaces the inherited environment (PYTHONUNBUFFERED and COLUMNS are added).
+    """
+    folder = "scripts" if (ROOT / "scripts" / script).exists() else "src"
+    command = [sys.executable, str(ROOT / folder / script), *overrides, f"hydra.run.dir={tmp_path}"]
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     return subprocess.run(
         command, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL
     )

@@ -12,8 +12,9 @@ import hydra
 import lightning as L
 import torch
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from capsnet.analysis import coupling_entropy
 from capsnet.labels import one_hot
 from capsnet.losses import CapsuleLoss, LossTerms
 from capsnet.network import CapsNet, CapsNetOutput
@@ -65,6 +66,12 @@ class CapsNetModule(L.LightningModule):
             {f"{s}_{term}": MeanMetric() for s in ("val", "test") for term in LossTerms._fields}
         )
         self.val_acc_best = MaxMetric()
+        # Routing behaviour: mean entropy of the couplings each routing iteration used.
+        self.routing_entropy = torch.nn.ModuleDict(
+            {f"{s}_{r}": MeanMetric() for s in ("val", "test") for r in range(1, routing["iterations"] + 1)}
+        )
+        self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        self.test_confusion_matrix: torch.Tensor | None = None  # [true, predicted] counts of the last test
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
         return self.net(images.contiguous(memory_format=self.memory_format), labels)
@@ -93,19 +100,24 @@ class CapsNetModule(L.LightningModule):
         for term, value in terms._asdict().items():
             self.log(f"train/{term}_loss", value.detach(), batch_size=size, prog_bar=term == "total")
         self.log("train/acc", self.accuracy["train_acc"], on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)  # a float: no sync
         return terms.total
 
     def _eval_step(self, batch, stage: str) -> CapsNetOutput:
         terms, output = self._step(batch, stage)
         for term, value in terms._asdict().items():
             self.loss_means[f"{stage}_{term}"].update(value, weight=len(batch[1]))
+        for iteration, couplings in enumerate(output.couplings, start=1):
+            self.routing_entropy[f"{stage}_{iteration}"].update(coupling_entropy(couplings), len(batch[1]))
         return output
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch, batch_idx: int) -> CapsNetOutput:
+        return self._eval_step(batch, "val")  # the outputs are for callbacks (capsnet.insights)
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch, batch_idx: int) -> CapsNetOutput:
+        output = self._eval_step(batch, "test")
+        self.test_confusion.update(output.lengths.argmax(dim=1), batch[1])
+        return output
 
     def _log_eval_epoch(self, stage: str) -> torch.Tensor:
         accuracy = self.accuracy[f"{stage}_acc"].compute()
@@ -114,6 +126,8 @@ class CapsNetModule(L.LightningModule):
         self.log(f"{stage}/error", 1.0 - accuracy)
         for term in LossTerms._fields:
             self.log(f"{stage}/{term}_loss", self.loss_means[f"{stage}_{term}"])
+        for iteration in range(1, self.hparams.routing["iterations"] + 1):
+            self.log(f"{stage}/routing_entropy_iter{iteration}", self.routing_entropy[f"{stage}_{iteration}"])
         return accuracy
 
     def on_validation_epoch_end(self) -> None:
@@ -122,6 +136,12 @@ class CapsNetModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_eval_epoch("test")
+        confusion = self.test_confusion.compute()  # [true, predicted], summed over DDP ranks
+        self.test_confusion.reset()
+        self.test_confusion_matrix = confusion.cpu()
+        per_class = confusion.diagonal() / confusion.sum(dim=1).clamp_min(1)
+        for label, accuracy in enumerate(per_class):
+            self.log(f"test/acc_class_{label}", accuracy)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, list | tuple) else batch

@@ -5,6 +5,7 @@ Each rule names a key, the values it allows, and a test; the first failure becom
 (Unknown keys are refused earlier, by Hydra's struct mode.)
 """
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,12 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
     int_at_least("seed", 0, optional=True),
     int_at_least("malloc_mmap_threshold", 0, optional=True),
+    Rule(
+        "logger.wandb.mode",
+        "auto, online, offline or disabled",
+        lambda v: v in ("auto", "online", "offline", "disabled"),
+        optional=True,
+    ),
 )
 
 
@@ -96,6 +103,10 @@ def validate_config(cfg: DictConfig) -> None:
     m_plus, m_minus = OmegaConf.select(cfg, "loss.m_plus"), OmegaConf.select(cfg, "loss.m_minus")
     if m_plus is not None and m_minus is not None and m_minus >= m_plus:
         raise ConfigError(f"loss.m_minus={m_minus} must be below loss.m_plus={m_plus}")
+    if OmegaConf.select(cfg, "logger.tensorboard") and not any(
+        importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")
+    ):
+        raise ConfigError("logger=tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'")
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file; give the path of a .ckpt file")
