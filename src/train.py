@@ -1,4 +1,7 @@
-"""Train a CapsNet: `python src/train.py [overrides]`, e.g. `routing.iterations=1 decoder.alpha=0`."""
+"""Train a CapsNet: `python src/train.py [overrides]`, e.g. `routing.iterations=1 decoder.alpha=0`.
+
+Returns the value of `optimized_metric` (default `val/acc_best`), which Hydra sweepers optimize.
+"""
 
 import os
 from pathlib import Path
@@ -12,7 +15,7 @@ from capsnet.entry import run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> dict[str, float]:
+def main(cfg: DictConfig) -> float | None:
     return run("train", cfg)
 
 

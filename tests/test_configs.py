@@ -24,6 +24,7 @@ GROUPS = [
     "callbacks",
     "paths",
     "experiment",
+    "hparams_search",
     "debug",
 ]
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONF / group).glob("*.yaml"))]
@@ -58,9 +59,54 @@ def test_every_group_option_composes(group, option):
         assert type(instance).__name__ == cfg[group]._target_.rsplit(".", 1)[1]
 
 
-def test_eval_yaml_composes():
+def test_eval_and_visualize_yaml_compose():
     cfg = compose_config("eval", ["ckpt_path=x.ckpt"])
     assert cfg.ckpt_path == "x.ckpt" and cfg.task_name == "eval"
+    cfg = compose_config("visualize", ["ckpt_path=x.ckpt"])
+    assert cfg.task_name == "visualize" and cfg.figures_dir is None and "capsule_insights" in cfg.callbacks
+
+
+def _hydra_node(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "launcher", "sweeper"),
+    [
+        ([], "BasicLauncher", "BasicSweeper"),
+        (["hydra/launcher=joblib"], "JoblibLauncher", "BasicSweeper"),
+        (["hydra/launcher=submitit_local"], "LocalLauncher", "BasicSweeper"),
+        (["hydra/launcher=submitit_slurm"], "SlurmLauncher", "BasicSweeper"),
+        (["hydra/launcher=slurm", "trainer=ddp"], "SlurmLauncher", "BasicSweeper"),
+        (["hparams_search=capsnet_optuna"], "BasicLauncher", "OptunaSweeper"),
+    ],
+)
+def test_every_launcher_and_sweeper_composes(overrides, launcher, sweeper):
+    cfg = _hydra_node(overrides)
+    assert cfg.hydra.launcher._target_.rsplit(".", 1)[1] == launcher
+    assert cfg.hydra.sweeper._target_.rsplit(".", 1)[1] == sweeper
+    hydra.utils.get_class(cfg.hydra.launcher._target_)  # the plugin is installed
+    hydra.utils.get_class(cfg.hydra.sweeper._target_)
+
+
+def test_slurm_launcher_asks_for_the_trainers_gpus_and_nodes():
+    cfg = _hydra_node(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=8", "trainer.num_nodes=2"])
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["nodes"]) == (8, 8, 2)
+
+
+def test_optuna_search_space_and_objective():
+    cfg = _hydra_node(["hparams_search=capsnet_optuna"])
+    assert cfg.optimized_metric == "val/acc_best" and cfg.hydra.sweeper.direction == "maximize"
+    assert cfg.hydra.sweeper.sampler.seed is not None
+    assert set(cfg.hydra.sweeper.params) == {
+        "routing.iterations",
+        "decoder.alpha",
+        "loss.margin_weight",
+        "model.optimizer.lr",
+    }
 
 
 def test_paper_experiment_is_the_papers_setup():

@@ -30,7 +30,7 @@ def image_grid(images: torch.Tensor, columns: int, padding: int = 2) -> Image.Im
 class _Axes:
     """A plotting area mapping data coordinates to pixels, with ticks, labels and a title."""
 
-    def __init__(self, title: str, xlabel: str, ylabel: str, x_range, y_range):
+    def __init__(self, title: str, xlabel: str, ylabel: str, x_range, y_range, x_ticks: bool = True):
         self.image = Image.new("RGB", (WIDTH, HEIGHT), "white")
         self.draw = ImageDraw.Draw(self.image)
         self.x_range, self.y_range = _padded(*x_range), _padded(*y_range)
@@ -40,7 +40,7 @@ class _Axes:
         self.draw.text((WIDTH / 2, 8), title, fill="black", font=_font(16), anchor="mt")
         self.draw.text((WIDTH / 2, HEIGHT - 6), xlabel, fill="black", font=_font(), anchor="mb")
         self.draw.text((4, self.top - 6), ylabel, fill="black", font=_font(), anchor="lb")
-        for value in np.linspace(*self.x_range, 5):
+        for value in np.linspace(*self.x_range, 5) if x_ticks else []:
             self.draw.text(
                 (self.x(value), self.bottom + 4), f"{value:.3g}", fill="black", font=_font(12), anchor="mt"
             )
@@ -60,8 +60,9 @@ class _Axes:
     def legend(self, names: Sequence[str]) -> None:
         for index, name in enumerate(names):
             y = self.top + 8 + 18 * index
-            self.draw.rectangle((self.right - 150, y, self.right - 138, y + 12), fill=COLOURS[index % 4])
-            self.draw.text((self.right - 132, y + 6), name, fill="black", font=_font(12), anchor="lm")
+            left = self.right - 12 - max(self.draw.textlength(n, font=_font(12)) for n in names) - 24
+            self.draw.rectangle((left, y, left + 12, y + 12), fill=COLOURS[index % len(COLOURS)])
+            self.draw.text((left + 18, y + 6), name, fill="black", font=_font(12), anchor="lm")
 
 
 def _padded(low: float, high: float) -> tuple[float, float]:
@@ -80,6 +81,39 @@ def line_chart(
     for px, py in points:
         axes.draw.ellipse((px - 5, py - 5, px + 5, py + 5), fill=COLOURS[0])
     return axes.image
+
+
+def series_chart(
+    x_labels: Sequence[str], series: dict[str, Sequence[float | None]], title: str, xlabel: str, ylabel: str
+) -> Image.Image:
+    """Lines over categorical x positions, one per series (None: no point there), with a legend."""
+    values = [v for points in series.values() for v in points if v is not None]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    spread = (high - low) * 0.1 or 0.01
+    axes = _Axes(
+        title, xlabel, ylabel, (0, max(len(x_labels) - 1, 1)), (low - spread, high + spread), x_ticks=False
+    )
+    for index, label in enumerate(x_labels):
+        axes.draw.text((axes.x(index), axes.bottom + 4), label, fill="black", font=_font(12), anchor="mt")
+    for number, points in enumerate(series.values()):
+        colour = COLOURS[number % len(COLOURS)]
+        xy = [(axes.x(i), axes.y(v)) for i, v in enumerate(points) if v is not None]
+        if len(xy) > 1:
+            axes.draw.line(xy, fill=colour, width=2)
+        for px, py in xy:
+            axes.draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colour)
+    axes.legend(list(series))
+    return axes.image
+
+
+def stack_vertically(images: Sequence[Image.Image]) -> Image.Image:
+    """Pictures one above the other, left-aligned, on white."""
+    canvas = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)), "white")
+    top = 0
+    for image in images:
+        canvas.paste(image, (0, top))
+        top += image.height
+    return canvas
 
 
 def histogram_chart(

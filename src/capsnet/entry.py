@@ -16,16 +16,31 @@ EXIT_BAD_CONFIG = 2
 EXIT_NO_DATA = 3
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run(task: str, cfg: DictConfig):
-    """Run ``capsnet.pipeline.<task>`` (``train`` or ``evaluate``) on a validated config."""
+    """Run ``capsnet.pipeline.<task>`` (``train``, ``evaluate``, ``visualize``) on a validated config.
+
+    A bad config or missing data ends a single run with one line and exit code 2 or 3. In a
+    multirun the error is raised instead, so Hydra records this job as failed and runs the others.
+    """
     try:
         validate_config(cfg)
         from capsnet import pipeline
 
         return getattr(pipeline, task)(cfg)
-    except ConfigError as error:
-        print(f"Invalid config: {error}", file=sys.stderr)
-        sys.exit(EXIT_BAD_CONFIG)
-    except DataError as error:
-        print(f"Data error: {error}", file=sys.stderr)
-        sys.exit(EXIT_NO_DATA)
+    except (ConfigError, DataError) as error:
+        kind, code = (
+            ("Invalid config", EXIT_BAD_CONFIG)
+            if isinstance(error, ConfigError)
+            else ("Data error", EXIT_NO_DATA)
+        )
+        print(f"{kind}: {error}", file=sys.stderr)
+        if _in_multirun():
+            raise
+        sys.exit(code)

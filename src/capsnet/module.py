@@ -122,8 +122,10 @@ class CapsNetModule(L.LightningModule):
     def _log_eval_epoch(self, stage: str) -> torch.Tensor:
         accuracy = self.accuracy[f"{stage}_acc"].compute()
         self.accuracy[f"{stage}_acc"].reset()
-        self.log(f"{stage}/acc", accuracy, prog_bar=True)
-        self.log(f"{stage}/error", 1.0 - accuracy)
+        # Values computed by torchmetrics are already over every DDP rank; sync_dist averages
+        # identical values (exact), and keeps Lightning from warning that they are not synced.
+        self.log(f"{stage}/acc", accuracy, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}/error", 1.0 - accuracy, sync_dist=True)
         for term in LossTerms._fields:
             self.log(f"{stage}/{term}_loss", self.loss_means[f"{stage}_{term}"])
         for iteration in range(1, self.hparams.routing["iterations"] + 1):
@@ -132,7 +134,7 @@ class CapsNetModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best.update(self._log_eval_epoch("val"))
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_eval_epoch("test")
@@ -141,7 +143,7 @@ class CapsNetModule(L.LightningModule):
         self.test_confusion_matrix = confusion.cpu()
         per_class = confusion.diagonal() / confusion.sum(dim=1).clamp_min(1)
         for label, accuracy in enumerate(per_class):
-            self.log(f"test/acc_class_{label}", accuracy)
+            self.log(f"test/acc_class_{label}", accuracy, sync_dist=True)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, list | tuple) else batch

@@ -1,5 +1,7 @@
 """What the entry points run on a validated config: build everything from it, then train or evaluate."""
 
+import csv
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -7,13 +9,14 @@ from typing import Any
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.config_tree import print_config_tree
 from capsnet.insights import CapsuleInsights
 from capsnet.memory import set_mmap_threshold
 from capsnet.tracking import finish_loggers
+from capsnet.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +48,76 @@ def _log_run(loggers: list[Logger], cfg: DictConfig, model: L.LightningModule) -
         logger.log_hyperparams({**config, "parameters": parameters})
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (``train``), then test the best checkpoint (``test``); returns the final metrics."""
+def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
+    """The value of ``optimized_metric`` (what sweepers optimize), or None when it is not set."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        raise ConfigError(f"optimized_metric={name!r} was not logged; logged: {', '.join(sorted(metrics))}")
+    return metrics[name]
+
+
+def _save_metrics(trainer: L.Trainer, metrics: dict[str, float], output_dir: str) -> None:
+    if trainer.is_global_zero:
+        Path(output_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit (``train``), then test the best checkpoint (``test``). The final metrics go to
+    ``<output_dir>/metrics.json``; returns the ``optimized_metric``'s value, for sweepers."""
     _start(cfg)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     try:
-        return _fit_and_test(cfg, datamodule, model, callbacks, loggers)
+        return objective(_fit_and_test(cfg, datamodule, model, callbacks, loggers), cfg)
     finally:
         finish_loggers(loggers)
 
 
+def _strategy(cfg: DictConfig) -> dict[str, str]:
+    """``ddp`` in a local Hydra multirun becomes ``ddp_spawn``.
+
+    Lightning's ``ddp`` starts the other ranks by running the script again with the same command
+    line (plus ``hydra.run.dir``): inside a multirun, that command is the whole sweep (``-m ...``),
+    so every rank would start a sweep of its own in new output folders. ``ddp_spawn`` starts the
+    ranks from inside the job instead. Under SLURM or torchrun the ranks already exist and ``ddp``
+    starts nothing, so it is kept.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    in_multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    launched_outside = SLURMEnvironment.detect() or TorchElasticEnvironment.detect()
+    if in_multirun and cfg.trainer.get("strategy") == "ddp" and not launched_outside:
+        log.info("trainer.strategy=ddp in a multirun: using ddp_spawn (see capsnet.pipeline._strategy)")
+        return {"strategy": "ddp_spawn"}
+    return {}
+
+
+def _share_csv_header(loggers: list[Logger]) -> None:
+    """Tell a CSV logger which columns its metrics file already has.
+
+    Under ``ddp_spawn`` the file was written by a spawned process, so this process's writer does not
+    know its columns; when the test metrics add new ones, Lightning rewrites the file with only the
+    columns it knows, and fails on the rows written before (``dict contains fields not in fieldnames``).
+    """
+    for logger in loggers:
+        if isinstance(logger, CSVLogger) and Path(logger.experiment.metrics_file_path).is_file():
+            with open(logger.experiment.metrics_file_path, newline="") as file:
+                header = next(csv.reader(file), [])
+            known = logger.experiment.metrics_keys
+            known.extend(key for key in header if key not in known)
+            known.sort()
+
+
 def _fit_and_test(cfg, datamodule, model, callbacks, loggers) -> dict[str, float]:
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **_strategy(cfg)
+    )
     _log_run(loggers, cfg, model)
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -68,15 +126,20 @@ def _fit_and_test(cfg, datamodule, model, callbacks, loggers) -> dict[str, float
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
             log.warning("No best checkpoint (fast_dev_run or no validation): testing the current weights")
+        if trainer.is_global_zero:  # other ranks' loggers are placeholders
+            _share_csv_header(loggers)
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update(_metrics(trainer))
+    _save_metrics(trainer, metrics, cfg.paths.output_dir)
     return metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test the checkpoint ``ckpt_path``; the network comes from the checkpoint's hyperparameters."""
     trainer, _ = _test_checkpoint(cfg)
-    return _metrics(trainer)
+    metrics = _metrics(trainer)
+    _save_metrics(trainer, metrics, cfg.paths.output_dir)
+    return metrics
 
 
 def visualize(cfg: DictConfig) -> list[Path]:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from capsnet.data.augment import random_shift
 from capsnet.data.files import DatasetFiles, ensure_files, load_split
+from capsnet.data.sampler import UnpaddedDistributedSampler
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,14 @@ class MNISTDataModule(L.LightningDataModule):
         return images, labels
 
     def _loader(self, dataset: InMemoryImages, batch_size: int, shuffle: bool) -> DataLoader:
+        # Training: Lightning adds its DistributedSampler under DDP. Evaluation: ours, unpadded.
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        sampler = UnpaddedDistributedSampler(dataset) if distributed and not shuffle else None
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             collate_fn=_keep_batch,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -1,0 +1,178 @@
+"""One table and one picture of a Hydra multirun (a grid sweep or an Optuna search).
+
+    python scripts/summarize_sweep.py logs/train/multiruns/<time> [--metric val/acc_best]
+
+Reads every job folder's overrides (``.hydra/overrides.yaml``), outcome (``job.json``) and final
+metrics (``metrics.json``) and writes, into the multirun folder:
+- ``summary.csv``: one row per job: number, status, each swept parameter, the metric, test accuracy,
+  the error of a failed job;
+- ``summary.md``: the same as a Markdown table, best first, then the jobs that failed or have no
+  results yet (still running, or killed) and those that never started;
+- ``summary.png``: the metric against each swept parameter, one line per combination of the others.
+The metric defaults to the sweep's ``optimized_metric``.
+"""
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import yaml
+
+from capsnet import charts
+
+
+def _value(text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def expected_jobs(multirun_config: dict) -> int | None:
+    """How many jobs the sweep launches: the grid's size, or Optuna's trial count."""
+    hydra_cfg = multirun_config.get("hydra", {})
+    sweeper = hydra_cfg.get("sweeper", {}).get("_target_", "")
+    if "optuna" in sweeper.lower():
+        return hydra_cfg["sweeper"].get("n_trials")
+    if "BasicSweeper" not in sweeper:
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(hydra_cfg.get("overrides", {}).get("task", []))
+    return math.prod(len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1 for o in overrides)
+
+
+def read_jobs(multirun_dir: Path) -> list[dict]:
+    jobs = []
+    for overrides_file in sorted(multirun_dir.glob("*/.hydra/overrides.yaml"), key=lambda p: _job_number(p)):
+        job_dir = overrides_file.parent.parent
+        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        record_file, metrics_file = job_dir / "job.json", job_dir / "metrics.json"
+        record = json.loads(record_file.read_text()) if record_file.exists() else {}
+        jobs.append(
+            {
+                "job": job_dir.name,
+                "params": dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith("hydra.")),
+                "status": record.get("status", "no results"),
+                "error": record.get("error", ""),
+                "metrics": json.loads(metrics_file.read_text()) if metrics_file.exists() else {},
+            }
+        )
+    return jobs
+
+
+def _job_number(path: Path):
+    name = path.parent.parent.name
+    return (0, int(name)) if name.isdigit() else (1, name)
+
+
+def _sort_key(text: str):
+    value = _value(text)
+    return (0, value, "") if isinstance(value, int | float) else (1, 0, str(text))
+
+
+def plot(jobs: list[dict], swept: list[str], metric: str) -> "charts.Image.Image | None":
+    panels = []
+    done = [job for job in jobs if metric in job["metrics"]]
+    for param in swept:
+        others = [p for p in swept if p != param]
+        x_labels = sorted({job["params"].get(param, "") for job in done}, key=_sort_key)
+        series: dict[str, list[float | None]] = {}
+        for job in done:
+            name = ",".join(f"{p}={job['params'].get(p, '')}" for p in others) or metric
+            points = series.setdefault(name, [None] * len(x_labels))
+            points[x_labels.index(job["params"].get(param, ""))] = job["metrics"][metric]
+        if series:
+            panels.append(charts.series_chart(x_labels, series, f"{metric} against {param}", param, metric))
+    return charts.stack_vertically(panels) if panels else None
+
+
+def summarize(multirun_dir: Path, metric: str | None = None) -> dict:
+    multirun_file = multirun_dir / "multirun.yaml"
+    multirun_config = yaml.safe_load(multirun_file.read_text()) if multirun_file.exists() else {}
+    metric = metric or multirun_config.get("optimized_metric") or "val/acc_best"
+    jobs = read_jobs(multirun_dir)
+    if not jobs:
+        raise SystemExit(f"{multirun_dir}: no job folders (*/.hydra/overrides.yaml): not a multirun folder")
+    keys = sorted({k for job in jobs for k in job["params"]})
+    swept = [k for k in keys if len({job["params"].get(k) for job in jobs}) > 1]
+    expected = expected_jobs(multirun_config)
+    present = {job["job"] for job in jobs}
+    never_started = [str(n) for n in range(expected or 0) if str(n) not in present]
+
+    ranked = sorted(jobs, key=lambda j: -j["metrics"][metric] if metric in j["metrics"] else math.inf)
+    columns = ["job", "status", *swept, metric, "test/acc", "error"]
+    rows = [
+        [
+            job["job"],
+            job["status"],
+            *(job["params"].get(k, "") for k in swept),
+            job["metrics"].get(metric, ""),
+            job["metrics"].get("test/acc", ""),
+            job["error"],
+        ]
+        for job in ranked
+    ]
+    with (multirun_dir / "summary.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+    lines = [f"# Sweep {multirun_dir.name}: {metric}", "", "| " + " | ".join(columns[:-1]) + " |"]
+    lines.append("|" + "---|" * (len(columns) - 1))
+    lines += ["| " + " | ".join(_cell(v) for v in row[:-1]) + " |" for row in rows]
+    failed = [job for job in jobs if job["status"] == "failed"]
+    unfinished = [job for job in jobs if job["status"] == "no results"]
+    if failed:
+        lines += ["", "Failed jobs:"] + [
+            f"- job {j['job']} ({_overrides(j, swept)}): {j['error']}" for j in failed
+        ]
+    if unfinished:
+        lines += ["", "Jobs without results (running or killed):"]
+        lines += [f"- job {j['job']} ({_overrides(j, swept)})" for j in unfinished]
+    if never_started:
+        lines += ["", f"Jobs never started: {', '.join(never_started)} (of {expected} expected)"]
+    (multirun_dir / "summary.md").write_text("\n".join(lines) + "\n")
+
+    picture = plot(jobs, swept, metric)
+    if picture is not None:
+        picture.save(multirun_dir / "summary.png")
+    return {
+        "metric": metric,
+        "jobs": len(jobs),
+        "failed": [j["job"] for j in failed],
+        "unfinished": [j["job"] for j in unfinished],
+        "never_started": never_started,
+        "best": ranked[0] if ranked and metric in ranked[0]["metrics"] else None,
+    }
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _overrides(job: dict, keys: list[str]) -> str:
+    return ",".join(f"{k}={job['params'].get(k, '')}" for k in keys)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("multirun_dir", type=Path)
+    parser.add_argument("--metric", default=None, help="default: the sweep's optimized_metric")
+    args = parser.parse_args()
+    result = summarize(args.multirun_dir, args.metric)
+    print((args.multirun_dir / "summary.md").read_text())
+    for name in ("summary.csv", "summary.md", "summary.png"):
+        if (args.multirun_dir / name).exists():
+            print(args.multirun_dir / name)
+    if result["failed"] or result["unfinished"] or result["never_started"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

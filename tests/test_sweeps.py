@@ -1,0 +1,163 @@
+"""Sweeps and scale-out (issue #5): multiruns, their summary, failures, Optuna, DDP on CPU.
+
+Every job trains on the synthetic set for one epoch of two batches: seconds, not minutes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from .helpers import ROOT, run_entry
+from .wandb_records import read_run
+
+TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
+
+
+def multirun(overrides: list[str], sweep_dir: Path) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "-m",
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL, env=env
+    )
+
+
+def summarize(sweep_dir: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "scripts" / "summarize_sweep.py"), str(sweep_dir)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory, data_overrides):
+    sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
+    result = multirun([*data_overrides, *TINY, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep_dir
+
+
+def test_grid_runs_every_combination_in_its_own_folder(grid_sweep):
+    combos = set()
+    for job in range(4):
+        overrides = yaml.safe_load((grid_sweep / str(job) / ".hydra" / "overrides.yaml").read_text())
+        combos.add(tuple(o for o in overrides if o.startswith(("routing.iterations", "decoder.alpha"))))
+        record = json.loads((grid_sweep / str(job) / "job.json").read_text())
+        metrics = json.loads((grid_sweep / str(job) / "metrics.json").read_text())
+        assert record["status"] == "completed"
+        assert record["objective"] == metrics["val/acc_best"]  # what train() returned to the sweeper
+    assert combos == {
+        ("routing.iterations=1", "decoder.alpha=0"),
+        ("routing.iterations=1", "decoder.alpha=0.0005"),
+        ("routing.iterations=2", "decoder.alpha=0"),
+        ("routing.iterations=2", "decoder.alpha=0.0005"),
+    }
+    assert not (grid_sweep / "4").exists()
+
+
+def test_grid_jobs_share_one_wandb_group_named_after_the_sweep(grid_sweep):
+    runs = [
+        read_run(next((grid_sweep / str(job) / "wandb").glob("offline-run-*")))["run"] for job in range(4)
+    ]
+    assert {run.run_group for run in runs} == {f"train-{grid_sweep.name}"}
+    assert len({run.run_id for run in runs}) == 4
+    assert len({run.display_name for run in runs}) == 4
+
+
+def test_summary_has_a_row_per_job_and_a_plot(grid_sweep):
+    result = summarize(grid_sweep)
+    assert result.returncode == 0, result.stderr
+    rows = (grid_sweep / "summary.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:4] == ["job", "status", "decoder.alpha", "routing.iterations"] and "val/acc_best" in header
+    assert len(rows) == 1 + 4
+    assert all(row.split(",")[1] == "completed" for row in rows[1:])
+    assert "| job | status |" in (grid_sweep / "summary.md").read_text()
+    from PIL import Image
+
+    with Image.open(grid_sweep / "summary.png") as picture:
+        assert picture.size == (640, 2 * 400)  # one panel per swept parameter
+
+
+def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, data_overrides):
+    sweep_dir = tmp_path / "sweep"
+    overrides = [*data_overrides, *TINY, "logger=csv", "routing.iterations=0,1"]
+    overrides += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]  # in parallel, too
+    result = multirun(overrides, sweep_dir)
+    assert result.returncode != 0  # Hydra reports the failure at the end
+    assert "routing.iterations=0 is invalid" in result.stderr
+    failed = json.loads((sweep_dir / "0" / "job.json").read_text())
+    assert failed["status"] == "failed" and "routing.iterations=0" in failed["error"]
+    assert json.loads((sweep_dir / "1" / "job.json").read_text())["status"] == "completed"
+
+    summary = summarize(sweep_dir)
+    assert summary.returncode == 1  # not every job has results
+    text = (sweep_dir / "summary.md").read_text()
+    assert "Failed jobs:" in text and "- job 0 (routing.iterations=0)" in text
+    rows = [row.split(",") for row in (sweep_dir / "summary.csv").read_text().splitlines()[1:]]
+    assert [(row[0], row[1]) for row in rows] == [("1", "completed"), ("0", "failed")]
+
+
+def test_optuna_search_finishes_reports_the_best_and_resumes(tmp_path, data_overrides):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = [*data_overrides, *TINY, "logger=csv", "hparams_search=capsnet_optuna"]
+    common += [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=test"]
+    first = multirun([*common, "hydra.sweeper.n_trials=3"], tmp_path / "first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = yaml.safe_load((tmp_path / "first" / "optimization_results.yaml").read_text())
+    values = [
+        json.loads((tmp_path / "first" / str(n) / "metrics.json").read_text())["val/acc_best"]
+        for n in range(3)
+    ]
+    assert results["best_value"] == max(values)
+    assert set(results["best_params"]) == {
+        "routing.iterations",
+        "decoder.alpha",
+        "loss.margin_weight",
+        "model.optimizer.lr",
+    }
+    second = multirun([*common, "hydra.sweeper.n_trials=1"], tmp_path / "second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    study = optuna.load_study(study_name="test", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+
+
+def test_ddp_on_cpu_scores_exactly_the_test_set(tmp_path, data_overrides):
+    """Two gloo processes on the 37-image test set: Lightning's sampler would pad it to 38."""
+    train = run_entry(
+        "train.py", [*data_overrides, "trainer=ddp_cpu", "trainer.max_epochs=2", "logger=csv"], tmp_path
+    )
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert not (tmp_path / "train_ddp_process_1").exists()
+    distributed = json.loads((tmp_path / "metrics.json").read_text())["test/acc"]
+    (checkpoint,) = (tmp_path / "checkpoints").glob("epoch_*.ckpt")  # the best, which was tested
+    evaluation = run_entry("eval.py", [*data_overrides, f"ckpt_path={checkpoint}"], tmp_path / "eval")
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    single = json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"]
+    assert 0.0 < single < 1.0  # with 37 images, k/37 == m/38 only at 0 or 1
+    assert distributed == single
+
+
+def test_multirun_over_ddp_jobs_makes_no_extra_folders(tmp_path, data_overrides):
+    """Lightning's `ddp` re-runs the command line for its other ranks; in a multirun that would be
+    the whole sweep again. The pipeline spawns the ranks instead (capsnet.pipeline._strategy)."""
+    sweep_dir = tmp_path / "sweep"
+    result = multirun(
+        [*data_overrides, *TINY, "logger=csv", "trainer=ddp_cpu", "routing.iterations=1"], sweep_dir
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["0", "multirun.yaml"]
+    assert json.loads((sweep_dir / "0" / "job.json").read_text())["status"] == "completed"
+    assert "test/acc" in json.loads((sweep_dir / "0" / "metrics.json").read_text())
+    assert not (ROOT / "logs" / "train" / "multiruns").exists() or not any(
+        "ddp" in p.name for p in (ROOT / "logs" / "train" / "multiruns").rglob("*")
+    )
