@@ -47,20 +47,36 @@ def test_train_then_eval_agree(tmp_path, data_overrides):
         assert term in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        ("routing.iterations=0", "routing.iterations=0 is invalid; allowed: an integer >= 1"),
-        ("decoder.alpha=-1", "decoder.alpha=-1 is invalid; allowed: a number >= 0.0"),
-        ("data.batch_size=0", "data.batch_size=0 is invalid; allowed: an integer >= 1"),
-        ("routing.iterations=abc", "routing.iterations='abc' is invalid"),
-        ("ckpt_path=/no/such/file.ckpt", "ckpt_path='/no/such/file.ckpt': no such file"),
-        ("routing.no_such_key=1", "Key 'no_such_key' is not in struct"),
-    ],
-)
-def test_bad_config_exits_with_one_clear_line(tmp_path, override, expected):
+BAD_CONFIGS = [  # (override, exit code, what the one line must say)
+    ("routing.iterations=0", 2, "routing.iterations=0 is invalid; allowed: an integer >= 1"),
+    ("routing.iterations=abc", 2, "routing.iterations='abc' is invalid"),
+    ("routing.iterations=2.5", 2, "routing.iterations=2.5 is invalid"),
+    ("routing.detach_inner=maybe", 2, "routing.detach_inner='maybe' is invalid; allowed: true or false"),
+    ("decoder.alpha=-1", 2, "decoder.alpha=-1 is invalid; allowed: a number >= 0.0"),
+    ("decoder.hidden=[512,0]", 2, "decoder.hidden=[512, 0] is invalid; allowed: a list of integers >= 1"),
+    ("loss.margin_weight=-0.5", 2, "loss.margin_weight=-0.5 is invalid"),
+    ("loss.m_plus=1.5", 2, "loss.m_plus=1.5 is invalid"),
+    ("loss.m_minus=0.95", 2, "loss.m_minus=0.95 must be below loss.m_plus=0.9"),
+    ("data.batch_size=0", 2, "data.batch_size=0 is invalid; allowed: an integer >= 1"),
+    ("data.batch_size=abc", 2, "data.batch_size='abc' is invalid"),
+    ("data.shift_pixels=-1", 2, "data.shift_pixels=-1 is invalid"),
+    ("data.val_size=0", 2, "data.val_size=0 is invalid"),
+    ("model.optimizer.lr=0", 2, "model.optimizer.lr=0 is invalid"),
+    ("trainer.precision=8", 2, "trainer.precision=8 is invalid"),
+    ("trainer.max_epochs=-5", 2, "trainer.max_epochs=-5 is invalid"),
+    ("seed=-1", 2, "seed=-1 is invalid"),
+    ("logger.wandb.mode=sometimes", 2, "logger.wandb.mode='sometimes' is invalid"),
+    ("malloc_mmap_threshold=-1", 2, "malloc_mmap_threshold=-1 is invalid"),
+    ("ckpt_path=/no/such/file.ckpt", 2, "ckpt_path='/no/such/file.ckpt': no such file"),
+    ("routing.no_such_key=1", 1, "Key 'no_such_key' is not in struct"),
+    ("no_such_group=x", 1, "Could not override 'no_such_group'"),
+]
+
+
+@pytest.mark.parametrize(("override", "code", "expected"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_exits_with_one_clear_line(tmp_path, override, code, expected):
     result = run_entry("train.py", [override, "data.sources=[]", f"data.data_dir={tmp_path}/none"], tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == code, result.stderr[-2000:]
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "none").exists()  # nothing touched the data

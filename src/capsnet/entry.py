@@ -10,10 +10,17 @@ import sys
 from omegaconf import DictConfig
 
 from capsnet.data.files import DataError
+from capsnet.errors import NonFiniteLossError
 from capsnet.validation import ConfigError, validate_config
 
 EXIT_BAD_CONFIG = 2
 EXIT_NO_DATA = 3
+EXIT_NON_FINITE_LOSS = 4
+FAILURES = {
+    ConfigError: ("Invalid config", EXIT_BAD_CONFIG),
+    DataError: ("Data error", EXIT_NO_DATA),
+    NonFiniteLossError: ("Training failed", EXIT_NON_FINITE_LOSS),
+}
 
 
 def _in_multirun() -> bool:

@@ -96,6 +96,7 @@ class CapsNetModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         terms, _ = self._step(batch, "train")
+        self.last_loss_terms = LossTerms(*(t.detach() for t in terms))  # for StopOnNonFiniteLoss
         size = len(batch[1])
         for term, value in terms._asdict().items():
             self.log(f"train/{term}_loss", value.detach(), batch_size=size, prog_bar=term == "total")

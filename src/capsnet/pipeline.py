@@ -10,12 +10,13 @@ import hydra
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.config_tree import print_config_tree
 from capsnet.insights import CapsuleInsights
 from capsnet.memory import set_mmap_threshold
-from capsnet.tracking import finish_loggers
+from capsnet.tracking import WANDB_RUN_ID_KEY, finish_loggers
 from capsnet.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,16 +64,55 @@ def _save_metrics(trainer: L.Trainer, metrics: dict[str, float], output_dir: str
         Path(output_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM, as a shell reports a process ended by it
+
+
+def resolve_checkpoint(cfg: DictConfig) -> str | None:
+    """``ckpt_path``, with ``last`` meaning the newest ``last.ckpt`` of this task's earlier runs."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path != "last":
+        return ckpt_path
+    runs = Path(cfg.paths.log_dir) / cfg.task_name
+    candidates = [
+        p for p in runs.glob("*/*/checkpoints/last.ckpt") if Path(cfg.paths.output_dir) not in p.parents
+    ]
+    candidates += [p for p in runs.glob("multiruns/*/*/checkpoints/last.ckpt")]
+    if not candidates:
+        raise ConfigError(
+            f"ckpt_path=last: no last.ckpt under {runs}/*/*/checkpoints; give a checkpoint's path"
+        )
+    newest = max(set(candidates), key=lambda p: p.stat().st_mtime)
+    log.info("ckpt_path=last: resuming from %s", newest)
+    return str(newest)
+
+
+def _resume_wandb_run(cfg: DictConfig, ckpt_path: str | None) -> None:
+    """Resuming a run that logged to W&B continues the same W&B run (unless ``logger.wandb.id`` is set)."""
+    if not ckpt_path or OmegaConf.select(cfg, "logger.wandb") is None or cfg.logger.wandb.get("id"):
+        return
+    import torch
+
+    run_id = torch.load(ckpt_path, map_location="cpu", weights_only=False).get(WANDB_RUN_ID_KEY)
+    if run_id:
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit (``train``), then test the best checkpoint (``test``). The final metrics go to
     ``<output_dir>/metrics.json``; returns the ``optimized_metric``'s value, for sweepers."""
     _start(cfg)
+    ckpt_path = resolve_checkpoint(cfg)
+    _resume_wandb_run(cfg, ckpt_path)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     try:
-        return objective(_fit_and_test(cfg, datamodule, model, callbacks, loggers), cfg)
+        return objective(_fit_and_test(cfg, datamodule, model, callbacks, loggers, ckpt_path), cfg)
+    except SIGTERMException:
+        log.warning("Training interrupted; resume with ckpt_path=last (or the checkpoint's path)")
+        raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         finish_loggers(loggers)
 
@@ -114,13 +154,13 @@ def _share_csv_header(loggers: list[Logger]) -> None:
             known.sort()
 
 
-def _fit_and_test(cfg, datamodule, model, callbacks, loggers) -> dict[str, float]:
+def _fit_and_test(cfg, datamodule, model, callbacks, loggers, ckpt_path) -> dict[str, float]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **_strategy(cfg)
     )
     _log_run(loggers, cfg, model)
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _metrics(trainer)
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

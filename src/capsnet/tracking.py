@@ -19,11 +19,13 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
+WANDB_RUN_ID_KEY = "wandb_run_id"  # where checkpoints keep the W&B run they belong to
 DEFAULT_HOST = "https://api.wandb.ai"
 # Overrides that say where or how a run is logged, not what it trains: left out of run names.
 NOT_IN_NAMES = (
@@ -132,6 +134,15 @@ def make_wandb_logger(
         resume="allow" if id else None,
         mode=resolved,
     )
+
+
+class WandbRunInCheckpoint(Callback):
+    """Writes the W&B run id into every checkpoint, so that resuming from it continues that run."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+                checkpoint[WANDB_RUN_ID_KEY] = logger.version
 
 
 def finish_loggers(loggers: list[Logger]) -> None:

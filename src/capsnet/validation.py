@@ -108,5 +108,6 @@ def validate_config(cfg: DictConfig) -> None:
     ):
         raise ConfigError("logger=tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'")
     ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file; give the path of a .ckpt file")
+    resumable = "train" in cfg  # src/train.py resolves ckpt_path=last; eval needs a file
+    if ckpt_path is not None and not (resumable and ckpt_path == "last") and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file; give the path of a .ckpt file, or last")

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from capsnet.data.augment import random_shift
 from capsnet.data.files import DatasetFiles, ensure_files, load_split
-from capsnet.data.sampler import UnpaddedDistributedSampler
+from capsnet.data.sampler import EpochPermutationSampler, UnpaddedDistributedSampler
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,20 @@ class MNISTDataModule(L.LightningDataModule):
         self.shift_pixels = shift_pixels
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.train_set = self.val_set = self.test_set = None
+        self.train_sampler: EpochPermutationSampler | None = None
+        self._resume_skip = 0  # training examples of the current epoch already trained on
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints: how far into the current epoch's order training has got."""
+        if self.trainer is None or self.train_sampler is None:
+            return {}
+        completed = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if completed >= self.trainer.num_training_batches:  # the epoch is over: the next starts afresh
+            completed = 0
+        return {"examples_done_in_epoch": completed * self.batch_size}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_skip = state.get("examples_done_in_epoch", 0)
 
     def prepare_data(self) -> None:
         """Runs once per node (Lightning calls it on local rank 0 only)."""
@@ -109,14 +123,20 @@ class MNISTDataModule(L.LightningDataModule):
         return images, labels
 
     def _loader(self, dataset: InMemoryImages, batch_size: int, shuffle: bool) -> DataLoader:
-        # Training: Lightning adds its DistributedSampler under DDP. Evaluation: ours, unpadded.
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        sampler = UnpaddedDistributedSampler(dataset) if distributed and not shuffle else None
+        if shuffle:  # training (under DDP, Lightning replaces it with its DistributedSampler)
+            sampler = self.train_sampler = EpochPermutationSampler(len(dataset), seed=torch.initial_seed())
+            sampler.skip_next(self._resume_skip)
+            self._resume_skip = 0
+        else:  # evaluation: in order; under DDP split without padding
+            sampler = UnpaddedDistributedSampler(dataset) if distributed else None
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             sampler=sampler,
+            # Its own generator: creating an iterator then draws nothing from the global RNG, which
+            # the shift augmentation uses (and a resumed run restores).
+            generator=torch.Generator().manual_seed(self.split_seed),
             collate_fn=_keep_batch,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
