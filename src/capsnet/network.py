@@ -77,6 +77,11 @@ class CapsNet(nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
         """Decode the true class's capsule when ``labels`` are given (training), else the longest."""
+        if images.dim() != 4 or tuple(images.shape[1:]) != self.decoder.image_shape:
+            raise ValueError(
+                f"images of shape {list(images.shape)}; this network takes [batch, "
+                f"{', '.join(map(str, self.decoder.image_shape))}] (channels, height, width) in [0, 1]"
+            )
         poses, couplings = self.encode(images)
         lengths = capsule_lengths(poses)  # [B, J]
         chosen = labels if labels is not None else lengths.argmax(dim=1)
