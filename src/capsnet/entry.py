@@ -1,4 +1,5 @@
-"""Shared by ``src/train.py`` and ``src/eval.py``: validate the config, then run the task.
+"""Shared by every entry point (``src/train.py``, ``eval.py``, ``predict.py``, ``scripts/visualize.py``):
+validate the config, then run the task.
 
 Validation comes before torch and Lightning are imported, so a bad value fails in about a second;
 bad configs and missing data end the process with one clear line and a non-zero exit code
@@ -10,7 +11,7 @@ import sys
 from omegaconf import DictConfig
 
 from capsnet.data.files import DataError
-from capsnet.errors import NonFiniteLossError
+from capsnet.errors import InputError, NonFiniteLossError
 from capsnet.validation import ConfigError, validate_config
 
 EXIT_BAD_CONFIG = 2
@@ -20,6 +21,7 @@ FAILURES = {
     ConfigError: ("Invalid config", EXIT_BAD_CONFIG),
     DataError: ("Data error", EXIT_NO_DATA),
     NonFiniteLossError: ("Training failed", EXIT_NON_FINITE_LOSS),
+    InputError: ("Invalid input", EXIT_BAD_CONFIG),
 }
 
 
@@ -31,9 +33,10 @@ def _in_multirun() -> bool:
 
 
 def run(task: str, cfg: DictConfig):
-    """Run ``capsnet.pipeline.<task>`` (``train``, ``evaluate``, ``visualize``) on a validated config.
+    """Run ``capsnet.pipeline.<task>`` (train, evaluate, visualize, predict) on a validated config.
 
-    A bad config or missing data ends a single run with one line and exit code 2 or 3. In a
+    A bad config or input, missing data or a non-finite loss ends a single run with one line and
+    exit code 2, 3 or 4 (``FAILURES``). In a
     multirun the error is raised instead, so Hydra records this job as failed and runs the others.
     """
     try:
@@ -41,12 +44,8 @@ def run(task: str, cfg: DictConfig):
         from capsnet import pipeline
 
         return getattr(pipeline, task)(cfg)
-    except (ConfigError, DataError) as error:
-        kind, code = (
-            ("Invalid config", EXIT_BAD_CONFIG)
-            if isinstance(error, ConfigError)
-            else ("Data error", EXIT_NO_DATA)
-        )
+    except tuple(FAILURES) as error:
+        kind, code = FAILURES[type(error)]
         print(f"{kind}: {error}", file=sys.stderr)
         if _in_multirun():
             raise

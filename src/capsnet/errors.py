@@ -3,3 +3,7 @@
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message says where and what to try."""
+
+
+class InputError(ValueError):
+    """An input file or folder that cannot be classified; the message names it and why."""

@@ -13,8 +13,9 @@ After testing (the end of ``src/train.py``, or ``src/eval.py`` / ``scripts/visua
 - ``test/confusion_matrix``: counts, true class by row (per-class accuracy is logged by the module);
 - ``test/capsule_lengths``: distributions of the DigitCaps lengths for the true class and the others.
 
-Histograms use the examples this process saw (under DDP, rank 0's share of the test set); the
-confusion matrix and the scalars are over the whole test set.
+For other models (the baseline CNN) only the confusion matrix applies. Histograms use the examples
+this process saw (under DDP, rank 0's share of the test set); the confusion matrix and the scalars
+are over the whole test set.
 """
 
 import lightning as L
@@ -23,6 +24,7 @@ import torch
 from capsnet import charts
 from capsnet.analysis import lengths_by_truth, perturb_and_decode, perturbation_steps
 from capsnet.media import MediaPublisher
+from capsnet.network import CapsNetOutput
 
 
 class CapsuleInsights(L.Callback):
@@ -54,14 +56,15 @@ class CapsuleInsights(L.Callback):
         self.publish.image(trainer, key, charts.image_grid(pairs, columns=count))
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking and outputs is not None:
+        capsules = isinstance(outputs, CapsNetOutput)
+        if capsules and batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking:
             self._reconstructions(trainer, "val/reconstructions", batch[0], outputs.reconstructions)
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self._reset_test()
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if outputs is None:
+        if not isinstance(outputs, CapsNetOutput):
             return
         images, labels = batch
         if self.first_batch is None:
@@ -83,7 +86,12 @@ class CapsuleInsights(L.Callback):
             self.coupling_values += final.numel()
 
     def on_test_end(self, trainer, pl_module) -> None:
-        if self.first_batch is None:
+        if getattr(pl_module, "test_confusion_matrix", None) is not None:
+            chart = charts.heatmap(
+                pl_module.test_confusion_matrix, "Test confusion matrix", "predicted", "true"
+            )
+            self.publish.image(trainer, "test/confusion_matrix", chart)
+        if self.first_batch is None:  # not a CapsNet
             return
         images, lengths, poses, reconstructions = self.first_batch
         self._reconstructions(trainer, "test/reconstructions", images, reconstructions)
@@ -106,11 +114,6 @@ class CapsuleInsights(L.Callback):
         self.publish.histogram(
             trainer, "test/final_couplings", {"c_ij": torch.cat(self.final_couplings)}, "coupling coefficient"
         )
-        if getattr(pl_module, "test_confusion_matrix", None) is not None:
-            chart = charts.heatmap(
-                pl_module.test_confusion_matrix, "Test confusion matrix", "predicted", "true"
-            )
-            self.publish.image(trainer, "test/confusion_matrix", chart)
         lengths_by_class = {
             "true class": torch.cat(self.true_lengths),
             "other classes": torch.cat(self.other_lengths),

@@ -8,11 +8,14 @@ from typing import Any
 
 import hydra
 import lightning as L
+import rich
+import rich.table
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from capsnet.classifier import load_classifier
 from capsnet.config_tree import print_config_tree
 from capsnet.insights import CapsuleInsights
 from capsnet.memory import set_mmap_threshold
@@ -200,8 +203,7 @@ def visualize(cfg: DictConfig) -> list[Path]:
 def _test_checkpoint(cfg: DictConfig) -> tuple[L.Trainer, list[Callback]]:
     _start(cfg)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    module_class = hydra.utils.get_class(cfg.model._target_)
-    model = module_class.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    model = load_classifier(cfg.ckpt_path, default_class=cfg.model._target_)
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     try:
@@ -213,3 +215,26 @@ def _test_checkpoint(cfg: DictConfig) -> tuple[L.Trainer, list[Callback]]:
         return trainer, callbacks
     finally:
         finish_loggers(loggers)
+
+
+def predict(cfg: DictConfig) -> list:
+    """Classify ``input`` (an image file or a folder of them) with ``ckpt_path``; prints a table."""
+    from capsnet.prediction import input_files
+    from capsnet.prediction import predict as classify
+
+    files = input_files(cfg.input)
+    model = load_classifier(cfg.ckpt_path, default_class=cfg.model._target_)
+    results = classify(model, files, Path(cfg.paths.output_dir), invert=str(cfg.invert).lower())
+    table = rich.table.Table("file", "class", "scores (0-9)", "reconstruction", "notes")
+    for result in results:
+        if result.notes:
+            log.info("%s: %s", result.path, "; ".join(result.notes))
+        table.add_row(
+            str(result.path),
+            str(result.label),
+            " ".join(f"{s:.2f}" for s in result.scores),
+            str(result.reconstruction or ""),
+            "; ".join(result.notes),
+        )
+    rich.print(table)
+    return results

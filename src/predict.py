@@ -1,0 +1,20 @@
+"""Classify images with a checkpoint: `python src/predict.py ckpt_path=<file>.ckpt input=<image or dir>`."""
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+
+from capsnet.entry import run
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig):
+    return run("predict", cfg)
+
+
+if __name__ == "__main__":
+    main()

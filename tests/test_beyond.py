@@ -1,0 +1,112 @@
+"""Beyond the MNIST table (issue #7): the baseline CNN, Fashion-MNIST, prediction from image files."""
+
+import re
+import shutil
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from capsnet.baseline import BaselineCNN
+from capsnet.data.files import md5
+from capsnet.errors import InputError
+from capsnet.prediction import load_image
+
+from .helpers import FILE_NAMES, run_entry
+
+TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "logger=csv"]
+
+
+def test_baseline_has_the_papers_parameter_count():
+    net = BaselineCNN()
+    assert sum(p.numel() for p in net.parameters()) == 35_445_522  # the paper: "35.4M"
+    assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory, data_overrides):
+    out = tmp_path_factory.mktemp("baseline")
+    result = run_entry("train.py", [*data_overrides, *TINY, "model=baseline_cnn"], out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_baseline_trains_with_the_same_metrics(baseline_run):
+    out, result = baseline_run
+    assert "BaselineCNN" in result.stdout and "35.4 M" in result.stdout  # the model summary
+    for name in ("test/acc", "test/error", "test/total_loss", "test/acc_class_0"):
+        assert re.search(rf"{re.escape(name)}\s*│", result.stdout), name
+    assert (out / "csv" / "media").glob("test_confusion_matrix_step*.png")
+
+
+def test_eval_loads_the_class_the_checkpoint_names(baseline_run, data_overrides, tmp_path):
+    out, _ = baseline_run
+    (checkpoint,) = (out / "checkpoints").glob("epoch_*.ckpt")
+    result = run_entry("eval.py", [*data_overrides, f"ckpt_path={checkpoint}"], tmp_path)  # model=capsnet
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"test/acc\s*│", result.stdout)
+
+
+def test_fashion_mnist_config_trains(tmp_path, synthetic_data):
+    root, _ = synthetic_data
+    fashion = tmp_path / "data" / "FashionMNIST" / "raw"
+    shutil.copytree(root / "MNIST" / "raw", fashion)
+    overrides = [
+        "data=fashion_mnist",
+        f"data.data_dir={tmp_path / 'data'}",
+        "data.sources=[]",
+        "debug=fast_dev_run",
+    ]
+    overrides += ["data.val_size=16", "data.batch_size=8", "logger=csv"]
+    overrides += [f"data.files.{split}.md5={md5(fashion / name)}" for split, name in FILE_NAMES.items()]
+    result = run_entry("train.py", overrides, tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "FashionMNIST" in (tmp_path / "run" / "resolved_config.yaml").read_text()
+
+
+@pytest.fixture(scope="module")
+def capsnet_checkpoint(tmp_path_factory, data_overrides):
+    out = tmp_path_factory.mktemp("capsnet")
+    result = run_entry("train.py", [*data_overrides, *TINY, "test=false"], out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out / "checkpoints" / "last.ckpt"
+
+
+def _dark_digit_on_white(path, size=(64, 80)):
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).line((size[0] // 2, 8, size[0] // 2, size[1] - 8), fill=(20, 20, 90), width=8)
+    image.save(path)
+
+
+def test_predict_converts_classifies_and_reconstructs(capsnet_checkpoint, tmp_path):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    _dark_digit_on_white(folder / "one.png")
+    Image.new("L", (28, 28), 0).save(folder / "blank.png")
+    result = run_entry("predict.py", [f"ckpt_path={capsnet_checkpoint}", f"input={folder}"], tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = result.stdout + result.stderr
+    assert "one.png: converted from RGB to greyscale; resized from 64x80 to 28x28; inverted" in said
+    for name in ("one", "blank"):
+        with Image.open(tmp_path / "out" / f"{name}_reconstruction.png") as picture:
+            assert picture.size == (2 * 30 + 2, 30 + 2)  # input and reconstruction side by side
+
+
+def test_predict_refuses_what_it_cannot_read(capsnet_checkpoint, tmp_path):
+    (tmp_path / "note.png").write_text("not an image")
+    result = run_entry(
+        "predict.py", [f"ckpt_path={capsnet_checkpoint}", f"input={tmp_path / 'note.png'}"], tmp_path
+    )
+    assert result.returncode == 2
+    assert "note.png: not an image Pillow can read" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_load_image_matches_training_data(tmp_path):
+    _dark_digit_on_white(tmp_path / "digit.png")
+    image, notes = load_image(tmp_path / "digit.png", (1, 28, 28))
+    assert image.shape == (1, 28, 28) and image.min() >= 0.0 and image.max() <= 1.0
+    assert image[0, 0, 0] < 0.1 and image[0, 14, 14] > 0.5  # light stroke on a dark background
+    assert len(notes) == 3
+    Image.new("L", (5, 40)).save(tmp_path / "thin.png")
+    with pytest.raises(InputError, match="5x40 pixels is too small"):
+        load_image(tmp_path / "thin.png", (1, 28, 28))
