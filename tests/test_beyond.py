@@ -173,3 +173,57 @@ def test_affine_robustness_experiment_runs(tmp_path, data_overrides):
     assert "affNIST proxy: 37 images generated" in result.stdout + result.stderr
     resolved = yaml.safe_load((tmp_path / "resolved_config.yaml").read_text())
     assert resolved["data"]["image_shape"] == resolved["model"]["net"]["image_shape"] == [1, 40, 40]
+
+
+def test_multimnist_pairs_are_of_different_classes_within_bounds_and_seeded(tmp_path):
+    from capsnet.data.multimnist import MAX_SHIFT, cached_pair_table
+
+    labels = torch.arange(50).remainder(10).numpy().astype("uint8")
+    table = cached_pair_table(tmp_path / "a", labels, pairs_per_digit=3, seed=1, split="train")
+    assert (
+        len(table["first"]) == 150 and (table["first"] == torch.arange(50).repeat_interleave(3).numpy()).all()
+    )
+    assert (labels[table["first"]] != labels[table["second"]]).all()
+    assert table["shifts"].min() >= -MAX_SHIFT and table["shifts"].max() <= MAX_SHIFT
+    assert len({tuple(row) for row in table["shifts"].tolist()}) > 100  # really random
+    again = cached_pair_table(tmp_path / "b", labels, pairs_per_digit=3, seed=1, split="train")
+    other = cached_pair_table(tmp_path / "c", labels, pairs_per_digit=3, seed=2, split="train")
+    assert all((again[k] == table[k]).all() for k in table)
+    assert not (other["second"] == table["second"]).all()
+
+
+def test_multimnist_composition_places_each_digit_and_clips_the_sum():
+    from capsnet.data.multimnist import compose_pairs
+
+    first, second = torch.zeros(1, 28, 28), torch.zeros(1, 28, 28)
+    first[0, 10:18, 10:18] = 0.8
+    second[0, 12:20, 12:20] = 0.7
+    overlays, alone = compose_pairs(first, second, torch.tensor([[2, -3, 0, 0]]))
+    assert overlays.shape == (1, 1, 36, 36) and alone.shape == (1, 2, 1, 36, 36)
+    assert torch.equal(alone[0, 0, 0, 4 + 2 : 32 + 2, 4 - 3 : 32 - 3], first[0])  # down 2, left 3
+    assert torch.equal(alone[0, 1, 0, 4:32, 4:32], second[0])  # centred
+    assert torch.equal(overlays[0, 0], (alone[0, 0, 0] + alone[0, 1, 0]).clamp(max=1.0))
+    assert overlays.max() == 1.0  # 0.8 + 0.7 clipped
+
+
+def test_both_labels_must_be_right(monkeypatch):
+    import hydra
+
+    from capsnet.network import CapsNetOutput
+
+    from .test_configs import compose_config
+
+    model = hydra.utils.instantiate(compose_config("train", ["experiment=multimnist"]).model)
+    lengths = torch.tensor([[0.9, 0.8, 0.1], [0.9, 0.1, 0.8], [0.2, 0.9, 0.95]])
+    monkeypatch.setattr(model, "_step", lambda batch, stage: (None, CapsNetOutput(lengths, None, None, ())))
+    model._scored_step((None, torch.tensor([[1, 0], [0, 1], [2, 1]]), None), "val")
+    assert model.accuracy["val_acc"].compute().item() == pytest.approx(2 / 3)  # the 2nd predicts {0, 2}
+
+
+def test_multimnist_experiment_trains_and_shows_each_digit(tmp_path, data_overrides):
+    result = run_entry("train.py", [*data_overrides, *TINY, "experiment=multimnist"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MultiMNIST: train 160 / val 16 pairs" in result.stdout + result.stderr
+    (grid,) = (tmp_path / "csv" / "media").glob("test_reconstructions_step*.png")
+    with Image.open(grid) as picture:  # overlays, then digit A, then digit B: 3 rows of 36 + 2
+        assert picture.size == (8 * 38 + 2, 3 * 38 + 2)

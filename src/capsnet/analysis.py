@@ -46,6 +46,9 @@ def perturb_and_decode(
 
 
 def lengths_by_truth(lengths: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Capsule lengths [B, J] split into the true class's [B] and all the others' [B * (J - 1)]."""
-    is_true = torch.zeros_like(lengths, dtype=torch.bool).scatter_(1, labels[:, None], True)
+    """Capsule lengths [B, J] split into the true classes' and all the others'.
+
+    labels: [B] (one class each) or [B, k] (k classes each, as in MultiMNIST).
+    """
+    is_true = torch.zeros_like(lengths, dtype=torch.bool).scatter_(1, labels.view(len(labels), -1), True)
     return lengths[is_true], lengths[~is_true]

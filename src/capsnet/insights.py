@@ -52,8 +52,11 @@ class CapsuleInsights(L.Callback):
         self, trainer, key: str, images: torch.Tensor, reconstructions: torch.Tensor
     ) -> None:
         count = min(self.num_images, len(images))
-        pairs = torch.cat([images[:count].float(), reconstructions[:count].float()])
-        self.publish.image(trainer, key, charts.image_grid(pairs, columns=count))
+        # One row of inputs, then one row of reconstructions per decoded digit (MultiMNIST: two).
+        rows = reconstructions[:count].float()
+        rows = rows.transpose(0, 1).flatten(0, 1) if rows.dim() == 5 else rows
+        grid = torch.cat([images[:count].float(), rows])
+        self.publish.image(trainer, key, charts.image_grid(grid, columns=count))
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         capsules = isinstance(outputs, CapsNetOutput)
@@ -66,7 +69,7 @@ class CapsuleInsights(L.Callback):
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if not isinstance(outputs, CapsNetOutput):
             return
-        images, labels = batch
+        images, labels = batch[0], batch[1]  # MultiMNIST batches also carry the digits alone
         if self.first_batch is None:
             self.first_batch = tuple(
                 t.detach()[: max(self.num_images, self.perturbed_digits)].cpu()

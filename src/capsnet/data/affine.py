@@ -15,8 +15,6 @@ bilinearly with zero fill and rounded back to uint8. The set is generated once a
 generated again, never used.
 """
 
-import hashlib
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -26,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from capsnet.data.idx import read_idx, write_idx
+from capsnet.data.cache import cache_key, cached_arrays, md5_of
 
 log = logging.getLogger(__name__)
 
@@ -76,36 +74,18 @@ def transform_images(images: torch.Tensor, transforms: torch.Tensor, canvas: int
     return moved.squeeze(1).round().clamp(0, 255).to(torch.uint8)
 
 
-def _md5(array: np.ndarray) -> str:
-    return hashlib.md5(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
 def affine_test_set(
     folder: Path, images: np.ndarray, labels: np.ndarray, seed: int, ranges: AffineRanges, canvas: int = 40
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The proxy set: images [N, canvas, canvas] uint8, labels [N], transforms [N, 5]; cached in folder."""
-    key = hashlib.md5(json.dumps([seed, canvas, asdict(ranges), _md5(images)]).encode()).hexdigest()[:12]
-    stem = folder / f"affnist_proxy_{key}"
-    files = {name: Path(f"{stem}-{name}.idx") for name in ("images", "labels", "transforms")}
-    record = Path(f"{stem}.json")
-    if record.is_file() and all(path.is_file() for path in files.values()):
-        expected = json.loads(record.read_text())["md5"]
-        cached = {name: read_idx(path) for name, path in files.items()}
-        if all(_md5(cached[name]) == expected[name] for name in files):
-            return cached["images"], cached["labels"], cached["transforms"].view(np.float64)
-        log.warning("%s: cached affNIST proxy fails its checksum; generating it again", stem)
-    transforms = sample_transforms(len(images), seed, ranges)
-    moved = transform_images(torch.from_numpy(images), transforms, canvas).numpy()
-    made = {"images": moved, "labels": labels, "transforms": transforms.numpy().view(np.uint8)}
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, path in files.items():
-        write_idx(path, made[name])
-    info = {
-        "seed": seed,
-        "canvas": canvas,
-        "ranges": asdict(ranges),
-        "md5": {n: _md5(a) for n, a in made.items()},
-    }
-    record.write_text(json.dumps(info, indent=2) + "\n")
-    log.info("affNIST proxy: %d images generated in %s", len(moved), folder)
-    return moved, labels, transforms.numpy()
+
+    def make() -> dict[str, np.ndarray]:
+        transforms = sample_transforms(len(images), seed, ranges)
+        moved = transform_images(torch.from_numpy(images), transforms, canvas).numpy()
+        log.info("affNIST proxy: %d images generated in %s", len(moved), folder)
+        return {"images": moved, "labels": labels, "transforms": transforms.numpy()}
+
+    info = {"seed": seed, "canvas": canvas, "ranges": asdict(ranges)}
+    stem = folder / f"affnist_proxy_{cache_key(info, md5_of(images))}"
+    arrays = cached_arrays(stem, make, info)
+    return arrays["images"], arrays["labels"], arrays["transforms"]

@@ -1,0 +1,60 @@
+"""Generated datasets cached on disk: IDX files plus a record of their MD5s, regenerated on mismatch.
+
+Arrays of any dtype are stored as their raw bytes (an IDX file of unsigned bytes, one row per
+example) and viewed back as that dtype: the cache is for this machine's byte order.
+"""
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from capsnet.data.idx import read_idx, write_idx
+
+log = logging.getLogger(__name__)
+
+
+def md5_of(array: np.ndarray) -> str:
+    return hashlib.md5(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def cache_key(*parts) -> str:
+    """A short name for everything a generated set depends on (JSON-serialisable parts)."""
+    return hashlib.md5(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cached_arrays(stem: Path, make: Callable[[], dict[str, np.ndarray]], info: dict) -> dict[str, np.ndarray]:
+    """``make()``'s arrays, from ``<stem>-<name>.idx`` when those match the MD5s in ``<stem>.json``."""
+    record = Path(f"{stem}.json")
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        paths = {name: Path(f"{stem}-{name}.idx") for name in saved["md5"]}
+        if all(path.is_file() for path in paths.values()):
+            arrays = {
+                name: read_idx(path).view(np.dtype(saved["dtype"][name])).reshape(saved["shape"][name])
+                for name, path in paths.items()
+            }
+            if all(md5_of(arrays[name]) == digest for name, digest in saved["md5"].items()):
+                return arrays
+        log.warning("%s: cached arrays fail their checksums; generating them again", stem)
+    arrays = make()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        raw = np.ascontiguousarray(array).view(np.uint8).reshape(len(array), -1)
+        write_idx(Path(f"{stem}-{name}.idx"), raw)
+    record.write_text(
+        json.dumps(
+            {
+                **info,
+                "md5": {name: md5_of(a) for name, a in arrays.items()},
+                "dtype": {name: a.dtype.str for name, a in arrays.items()},
+                "shape": {name: list(a.shape) for name, a in arrays.items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return arrays
