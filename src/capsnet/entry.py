@@ -25,7 +25,8 @@ FAILURES = {
 }
 
 
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -47,6 +48,6 @@ def run(task: str, cfg: DictConfig):
     except tuple(FAILURES) as error:
         kind, code = FAILURES[type(error)]
         print(f"{kind}: {error}", file=sys.stderr)
-        if _in_multirun():
+        if in_multirun():
             raise
         sys.exit(code)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.classifier import load_classifier
 from capsnet.config_tree import print_config_tree
+from capsnet.entry import in_multirun
 from capsnet.insights import CapsuleInsights
 from capsnet.memory import set_mmap_threshold
 from capsnet.tracking import WANDB_RUN_ID_KEY, finish_loggers
@@ -129,13 +130,10 @@ def _strategy(cfg: DictConfig) -> dict[str, str]:
     ranks from inside the job instead. Under SLURM or torchrun the ranks already exist and ``ddp``
     starts nothing, so it is kept.
     """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
     from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
-    in_multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     launched_outside = SLURMEnvironment.detect() or TorchElasticEnvironment.detect()
-    if in_multirun and cfg.trainer.get("strategy") == "ddp" and not launched_outside:
+    if in_multirun() and cfg.trainer.get("strategy") == "ddp" and not launched_outside:
         log.info("trainer.strategy=ddp in a multirun: using ddp_spawn (see capsnet.pipeline._strategy)")
         return {"strategy": "ddp_spawn"}
     return {}
