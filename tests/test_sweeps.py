@@ -161,3 +161,28 @@ def test_multirun_over_ddp_jobs_makes_no_extra_folders(tmp_path, data_overrides)
     assert not (ROOT / "logs" / "train" / "multiruns").exists() or not any(
         "ddp" in p.name for p in (ROOT / "logs" / "train" / "multiruns").rglob("*")
     )
+
+
+def test_summary_names_jobs_without_results_and_jobs_never_started(tmp_path):
+    """A sweep killed midway: job 0 finished, job 1 started but wrote nothing, job 2 never started."""
+    sweep = tmp_path / "sweep"
+    hydra_overrides = {
+        "hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"}}
+    }
+    hydra_overrides["hydra"]["overrides"] = {"task": ["routing.iterations=1,2,3"]}
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(
+        yaml.safe_dump({**hydra_overrides, "optimized_metric": "val/acc_best"})
+    )
+    for job, iterations in ((0, 1), (1, 2)):
+        (sweep / str(job) / ".hydra").mkdir(parents=True)
+        (sweep / str(job) / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([f"routing.iterations={iterations}"])
+        )
+    (sweep / "0" / "job.json").write_text(json.dumps({"status": "completed"}))
+    (sweep / "0" / "metrics.json").write_text(json.dumps({"val/acc_best": 0.5, "test/acc": 0.4}))
+    result = summarize(sweep)
+    assert result.returncode == 1
+    text = (sweep / "summary.md").read_text()
+    assert "Jobs without results (running or killed):\n- job 1 (routing.iterations=2)" in text
+    assert "Jobs never started: 2 (of 3 expected)" in text
