@@ -32,6 +32,7 @@ def wandb_run(tmp_path_factory, data_overrides):
     """One short training run with `logger=many` (W&B + CSV), as a user without W&B credentials."""
     out = tmp_path_factory.mktemp("wandb_run")
     overrides = [*data_overrides, "logger=many", "trainer.max_epochs=2", "trainer.log_every_n_steps=1"]
+    overrides += ["logger.wandb.log_model=true"]
     result = run_entry("train.py", overrides, out, env=_no_wandb_credentials(out / "home"))
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (out / "wandb").glob("offline-run-*")
@@ -46,6 +47,7 @@ def test_offline_run_says_how_to_sync_it(wandb_run):
 def test_offline_run_holds_config_and_metrics(wandb_run):
     run = read_run(wandb_run.run_dir)
     assert run["run"].display_name.endswith("trainer.max_epochs=2,trainer.log_every_n_steps=1")
+    assert "logger.wandb.log_model" not in run["run"].display_name  # where it logs, not what it trains
     assert run["config"]["routing"]["iterations"] == 3
     assert run["config"]["parameters"]["total"] == 8_215_568
     logged = {key for row in run["history"] for key in row}
@@ -93,6 +95,23 @@ def test_offline_run_holds_the_pictures(wandb_run):
         "test/capsule_lengths/true class",
         "test/capsule_lengths/other classes",
     } <= (histograms)
+
+
+def test_offline_run_holds_the_checkpoint_as_a_model_artifact(wandb_run):
+    from wandb.proto import wandb_internal_pb2
+
+    from .wandb_records import _payloads
+
+    (path,) = wandb_run.run_dir.glob("run-*.wandb")
+    artifacts = []
+    for payload in _payloads(path.read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "artifact":
+            artifacts.append(record.artifact)
+    assert artifacts and all(a.type == "model" for a in artifacts)
+    assert any("best" in a.aliases for a in artifacts)
+    assert all([entry.path for entry in a.manifest.contents] == ["model.ckpt"] for a in artifacts)
 
 
 def test_csv_logger_gets_the_pictures_as_png_files(wandb_run):
