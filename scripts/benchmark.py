@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+# As src/train.py does with its default `huge_pages=true` (capsnet/memory.py), before torch loads;
+# THP_MEM_ALLOC_ENABLE=0 in the environment measures without.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 sys.path.insert(0, str(ROOT / "src"))
 
 import hydra  # noqa: E402

@@ -67,6 +67,7 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("seed=-1", 2, "seed=-1 is invalid"),
     ("logger.wandb.mode=sometimes", 2, "logger.wandb.mode='sometimes' is invalid"),
     ("malloc_mmap_threshold=-1", 2, "malloc_mmap_threshold=-1 is invalid"),
+    ("huge_pages=sometimes", 2, "huge_pages='sometimes' is invalid; allowed: true or false"),
     ("ckpt_path=/no/such/file.ckpt", 2, "ckpt_path='/no/such/file.ckpt': no such file"),
     ("routing.no_such_key=1", 1, "Key 'no_such_key' is not in struct"),
     ("no_such_group=x", 1, "Could not override 'no_such_group'"),

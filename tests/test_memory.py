@@ -25,3 +25,21 @@ def test_threshold_is_set():
 def test_glibc_environment_variable_wins():
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4194304"}
     assert _set_in_fresh_process(2**20, env=env) == "False"
+
+
+def _huge_pages_in_fresh_process(enabled, env) -> str:
+    code = (
+        "import os, sys; from capsnet.memory import enable_huge_pages; "
+        f"print(enable_huge_pages({enabled!r}), os.environ.get('THP_MEM_ALLOC_ENABLE'), "
+        "'torch' in sys.modules)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+
+
+def test_huge_pages_are_asked_for_before_torch_loads():
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    assert _huge_pages_in_fresh_process(True, env) == "True 1 False"
+    assert _huge_pages_in_fresh_process(False, env) == "False None False"
+    assert _huge_pages_in_fresh_process(True, {**env, "THP_MEM_ALLOC_ENABLE": "0"}) == "False 0 False"

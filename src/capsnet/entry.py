@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from capsnet.data.files import DataError
 from capsnet.errors import InputError, NonFiniteLossError
+from capsnet.memory import enable_huge_pages, set_mmap_threshold
 from capsnet.validation import ConfigError, validate_config
 
 EXIT_BAD_CONFIG = 2
@@ -42,6 +43,8 @@ def run(task: str, cfg: DictConfig):
     """
     try:
         validate_config(cfg)
+        enable_huge_pages(cfg.get("huge_pages"))  # before torch is imported (by the pipeline)
+        set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
         from capsnet import pipeline
 
         return getattr(pipeline, task)(cfg)

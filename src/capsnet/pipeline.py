@@ -19,7 +19,6 @@ from capsnet.classifier import load_classifier
 from capsnet.config_tree import print_config_tree
 from capsnet.entry import in_multirun
 from capsnet.insights import CapsuleInsights
-from capsnet.memory import set_mmap_threshold
 from capsnet.tracking import WANDB_RUN_ID_KEY, finish_loggers
 from capsnet.validation import ConfigError
 
@@ -37,7 +36,6 @@ def _metrics(trainer: L.Trainer) -> dict[str, float]:
 
 def _start(cfg: DictConfig) -> None:
     print_config_tree(cfg, save_dir=cfg.paths.output_dir)
-    set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 

@@ -87,6 +87,7 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
     int_at_least("seed", 0, optional=True),
     int_at_least("malloc_mmap_threshold", 0, optional=True),
+    Rule("huge_pages", "true or false", lambda v: isinstance(v, bool), optional=True),
     Rule(
         "logger.wandb.mode",
         "auto, online, offline or disabled",
