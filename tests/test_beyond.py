@@ -227,3 +227,34 @@ def test_multimnist_experiment_trains_and_shows_each_digit(tmp_path, data_overri
     (grid,) = (tmp_path / "csv" / "media").glob("test_reconstructions_step*.png")
     with Image.open(grid) as picture:  # overlays, then digit A, then digit B: 3 rows of 36 + 2
         assert picture.size == (8 * 38 + 2, 3 * 38 + 2)
+
+
+def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
+    import subprocess
+    import sys
+
+    from .helpers import ROOT
+
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "experiment=capsnet_vs_cnn",
+        *data_overrides,
+        *TINY,
+    ]
+    result = subprocess.run(
+        [*command, f"hydra.sweep.dir={sweep}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    models = [yaml.safe_load((sweep / str(job) / ".hydra" / "overrides.yaml").read_text()) for job in (0, 1)]
+    assert [next(o for o in job if o.startswith("model=")) for job in models] == [
+        "model=capsnet",
+        "model=baseline_cnn",
+    ]
+    for job in (0, 1):
+        assert "test/acc" in (sweep / str(job) / "metrics.json").read_text()
