@@ -30,14 +30,16 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 sys.path.insert(0, str(ROOT / "src"))
 
+from capsnet.memory import set_mmap_threshold, skip_triton_on_cpu  # noqa: E402
+
+skip_triton_on_cpu(True)  # as src/train.py does with its default `skip_triton_on_cpu=true`
+
 import hydra  # noqa: E402
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from capsnet.memory import set_mmap_threshold  # noqa: E402
 
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # "32": no autocast
 

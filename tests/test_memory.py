@@ -1,5 +1,6 @@
 """The allocator policy of capsnet.memory (this project runs on glibc Linux, where mallopt exists)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -43,3 +44,30 @@ def test_huge_pages_are_asked_for_before_torch_loads():
     assert _huge_pages_in_fresh_process(True, env) == "True 1 False"
     assert _huge_pages_in_fresh_process(False, env) == "False None False"
     assert _huge_pages_in_fresh_process(True, {**env, "THP_MEM_ALLOC_ENABLE": "0"}) == "False 0 False"
+
+
+def _triton_in_fresh_process(enabled: bool) -> list[str]:
+    """skip_triton_on_cpu's answer, then whether libtriton is mapped after Lightning loads, whether a
+    CPU torch.compile still works, and what the process logged."""
+    code = (
+        "import sys, torch; from capsnet.memory import skip_triton_on_cpu; "
+        f"print(skip_triton_on_cpu({enabled!r})); import lightning; "
+        "print('libtriton' in open('/proc/self/maps').read()); "
+        "f = torch.compile(lambda x: (2 * x).sin().sum()); x = torch.arange(4.0); "
+        "print(torch.allclose(f(x), (2 * x).sin().sum()))"
+    )
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
+    return [*result.stdout.split(), result.stderr]
+
+
+def test_triton_is_not_loaded_without_an_accelerator_and_cpu_compile_still_works():
+    import torch
+
+    assert not torch.accelerator.is_available()  # CI and this machine: CPU only
+    skipped, mapped, compiled, log = _triton_in_fresh_process(True)
+    assert (skipped, mapped, compiled) == ("True", "False", "True")
+    assert "triton not found" not in log  # torch's FLOP counter warning is filtered out
+    skipped, mapped, _, _ = _triton_in_fresh_process(False)
+    installed = importlib.util.find_spec("triton") is not None
+    assert (skipped, mapped) == ("False", str(installed))  # what it saves: torchvision's import loads Triton

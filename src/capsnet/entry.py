@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from capsnet.data.files import DataError
 from capsnet.errors import InputError, NonFiniteLossError
-from capsnet.memory import enable_huge_pages, set_mmap_threshold
+from capsnet.memory import enable_huge_pages, set_mmap_threshold, skip_triton_on_cpu
 from capsnet.validation import ConfigError, validate_config
 
 EXIT_BAD_CONFIG = 2
@@ -45,6 +45,7 @@ def run(task: str, cfg: DictConfig):
         validate_config(cfg)
         enable_huge_pages(cfg.get("huge_pages"))  # before torch is imported (by the pipeline)
         set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
+        skip_triton_on_cpu(cfg.get("skip_triton_on_cpu"))
         from capsnet import pipeline
 
         return getattr(pipeline, task)(cfg)

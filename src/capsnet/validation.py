@@ -88,6 +88,7 @@ RULES: tuple[Rule, ...] = (
     int_at_least("seed", 0, optional=True),
     int_at_least("malloc_mmap_threshold", 0, optional=True),
     Rule("huge_pages", "true or false", lambda v: isinstance(v, bool), optional=True),
+    Rule("skip_triton_on_cpu", "true or false", lambda v: isinstance(v, bool), optional=True),
     Rule(
         "logger.wandb.mode",
         "auto, online, offline or disabled",
