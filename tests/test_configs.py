@@ -133,3 +133,10 @@ def test_paper_experiment_is_the_papers_setup():
 def test_validation_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate_config(compose_config("train", [override]))
+
+
+@pytest.mark.parametrize("data", ["mnist_affine", "multimnist"])
+def test_test_set_validation_is_refused_where_the_test_set_is_not_mnist(data):
+    validate_config(compose_config("train", ["data.val_size=0"]))  # MNIST: allowed
+    with pytest.raises(ConfigError, match=r"data\.val_size=0 \(validation on the test set\) is for MNIST"):
+        validate_config(compose_config("train", [f"data={data}", "data.val_size=0"]))

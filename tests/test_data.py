@@ -112,6 +112,15 @@ def test_split_is_seeded_and_disjoint(tmp_path):
     assert not seen & {bytes(img.numpy()) for img in val.images}
 
 
+def test_val_size_zero_trains_on_everything_and_validates_on_the_test_set(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
+    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=0)
+    module.setup("fit")
+    module.setup("test")
+    assert len(module.train_set) == 50 and len(module.val_set) == 10
+    assert module.val_set is module.test_set
+
+
 def test_shift_only_on_training_batches(tmp_path):
     checksums = write_synthetic_mnist(tmp_path, train=40, test=10)
     module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=8)

@@ -60,7 +60,7 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("data.batch_size=0", 2, "data.batch_size=0 is invalid; allowed: an integer >= 1"),
     ("data.batch_size=abc", 2, "data.batch_size='abc' is invalid"),
     ("data.shift_pixels=-1", 2, "data.shift_pixels=-1 is invalid"),
-    ("data.val_size=0", 2, "data.val_size=0 is invalid"),
+    ("data.val_size=-1", 2, "data.val_size=-1 is invalid"),
     ("model.optimizer.lr=0", 2, "model.optimizer.lr=0 is invalid"),
     ("trainer.precision=8", 2, "trainer.precision=8 is invalid"),
     ("trainer.max_epochs=-5", 2, "trainer.max_epochs=-5 is invalid"),
@@ -97,7 +97,7 @@ def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overri
         "model.compile=false",  # compiling is covered by a slow test
         "logger=csv",
         "trainer.max_epochs=3",
-        "trainer.val_check_interval=0.5",  # the first validation is half-way through epoch 0
+        "trainer.val_check_interval=5",  # steps: the first validation is half-way through epoch 0
     ]
     overrides += ["callbacks.stop_at_accuracy.target=0.0", *data_overrides]  # any accuracy reaches 0.0
     result = run_entry("train.py", overrides, tmp_path)

@@ -74,7 +74,7 @@ RULES: tuple[Rule, ...] = (
     number_in("loss.absent_weight", 0.0),
     int_at_least("data.batch_size", 1),
     int_at_least("data.eval_batch_size", 1, optional=True),
-    int_at_least("data.val_size", 1),
+    int_at_least("data.val_size", 0),
     int_at_least("data.train_subset", 1, optional=True),
     int_at_least("data.shift_pixels", 0),
     int_at_least("data.num_workers", 0),
@@ -106,6 +106,12 @@ def validate_config(cfg: DictConfig) -> None:
     m_plus, m_minus = OmegaConf.select(cfg, "loss.m_plus"), OmegaConf.select(cfg, "loss.m_minus")
     if m_plus is not None and m_minus is not None and m_minus >= m_plus:
         raise ConfigError(f"loss.m_minus={m_minus} must be below loss.m_plus={m_plus}")
+    data_class = str(OmegaConf.select(cfg, "data._target_", default="")).rsplit(".", 1)[-1]
+    if OmegaConf.select(cfg, "data.val_size") == 0 and data_class != "MNISTDataModule":
+        raise ConfigError(
+            f"data.val_size=0 (validation on the test set) is for MNIST and Fashion-MNIST only; "
+            f"{data_class} needs a held-out validation split: set data.val_size >= 1"
+        )
     if OmegaConf.select(cfg, "logger.tensorboard") and not any(
         importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")
     ):
