@@ -1,7 +1,10 @@
 """Beyond the MNIST table (issue #7): baseline CNN, Fashion-MNIST, prediction, the affNIST proxy."""
 
+import json
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ from capsnet.data.files import md5
 from capsnet.errors import InputError
 from capsnet.prediction import load_image
 
-from .helpers import FILE_NAMES, run_entry
+from .helpers import FILE_NAMES, ROOT, run_entry
 
 TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "logger=csv"]
 
@@ -258,3 +261,29 @@ def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
     ]
     for job in (0, 1):
         assert "test/acc" in (sweep / str(job) / "metrics.json").read_text()
+
+
+def test_affine_comparison_stops_both_at_the_target_and_tests_clean_and_proxy(tmp_path, data_overrides):
+    out = tmp_path / "comparison"
+    command = [sys.executable, str(ROOT / "scripts" / "affine_comparison.py"), "--target", "0"]
+    command += ["--out", str(out), *data_overrides, "logger=csv", "+trainer.limit_train_batches=2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    rows = json.loads((out / "comparison.json").read_text())
+    assert [row["model"] for row in rows] == ["capsnet", "baseline_cnn"]
+    for row in rows:
+        trained = json.loads((out / row["model"] / "train" / "metrics.json").read_text())
+        clean = json.loads((out / row["model"] / "clean" / "metrics.json").read_text())
+        assert row["reached_target"] and row["val_clean_acc"] == trained["val/acc_best"]
+        assert row["test_proxy_acc"] == trained["test/acc"] and row["test_clean_acc"] == clean["test/acc"]
+        checkpoint = torch.load(row["checkpoint"], map_location="cpu", weights_only=False)
+        assert checkpoint["global_step"] == 1  # target 0: stopped at the first validation, one step of two
+    assert rows[1]["parameters"] == sum(p.numel() for p in BaselineCNN(image_shape=(1, 40, 40)).parameters())
+    assert "GENERATED affNIST PROXY" in result.stdout and "| baseline_cnn |" in result.stdout
+    assert (out / "comparison.md").read_text() in result.stdout
+
+
+def test_affine_comparison_refuses_a_target_that_is_not_an_accuracy():
+    command = [sys.executable, str(ROOT / "scripts" / "affine_comparison.py"), "--target", "99"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and "--target=99.0 must be an accuracy in [0, 1]" in result.stderr
