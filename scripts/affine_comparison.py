@@ -39,11 +39,13 @@ def best_checkpoint(run_dir: Path) -> Path:
     return found[0]
 
 
-def parameter_count(checkpoint: Path) -> int:
+def checkpoint_facts(checkpoint: Path) -> dict:
+    """The network's parameter count and the training steps behind a checkpoint."""
     import torch  # here, so that --help and argument errors come without loading torch
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    return sum(tensor.numel() for tensor in state.values())
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    parameters = sum(tensor.numel() for tensor in saved["state_dict"].values())
+    return {"parameters": parameters, "steps": saved["global_step"]}
 
 
 def compare(model: str, target: float, out: Path, overrides: list[str]) -> dict:
@@ -75,7 +77,7 @@ def compare(model: str, target: float, out: Path, overrides: list[str]) -> dict:
     clean = json.loads((clean_dir / "metrics.json").read_text())
     return {
         "model": model,
-        "parameters": parameter_count(checkpoint),
+        **checkpoint_facts(checkpoint),
         "val_clean_acc": trained["val/acc_best"],
         "reached_target": trained["val/acc_best"] >= target,
         "test_clean_acc": clean["test/acc"],
@@ -90,15 +92,15 @@ def table(rows: list[dict], target: float) -> str:
         f"Affine robustness at equal clean accuracy (validation target {target:.2%}); the test set is a",
         "GENERATED affNIST PROXY (capsnet/data/affine.py), not the real affNIST.",
         "",
-        "| model | parameters | clean val acc at stop | clean test acc | affNIST-proxy test acc | drop | train wall s |",
+        "| model | parameters | steps | clean val acc at stop | clean test acc | affNIST-proxy test acc | drop |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         drop = r["test_clean_acc"] - r["test_proxy_acc"]
         note = "" if r["reached_target"] else " (target not reached)"
         lines.append(
-            f"| {r['model']} | {r['parameters']:,} | {r['val_clean_acc']:.2%}{note} | {r['test_clean_acc']:.2%} "
-            f"| {r['test_proxy_acc']:.2%} | {drop:.2%} | {r['train_wall_s']:.0f} |"
+            f"| {r['model']} | {r['parameters']:,} | {r['steps']} | {r['val_clean_acc']:.2%}{note} "
+            f"| {r['test_clean_acc']:.2%} | {r['test_proxy_acc']:.2%} | {drop:.2%} |"
         )
     return "\n".join(lines) + "\n"
 
