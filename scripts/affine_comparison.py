@@ -1,6 +1,6 @@
 """CapsNet against the baseline CNN under affine change, at equal clean accuracy (paper section 5.2).
 
-    python scripts/affine_comparison.py [--target 0.99] [--models capsnet,baseline_cnn] [--out DIR] [overrides]
+    python scripts/affine_comparison.py [--target 0.99] [--models capsnet,baseline_cnn] [--out DIR] [...]
 
 For each model: `src/train.py experiment=affine_robustness` trains on 40x40 MNIST (digits placed at
 random) until the clean validation accuracy reaches ``--target`` and tests that checkpoint on the
@@ -92,7 +92,8 @@ def table(rows: list[dict], target: float) -> str:
         f"Affine robustness at equal clean accuracy (validation target {target:.2%}); the test set is a",
         "GENERATED affNIST PROXY (capsnet/data/affine.py), not the real affNIST.",
         "",
-        "| model | parameters | steps | clean val acc at stop | clean test acc | affNIST-proxy test acc | drop |",
+        "| model | parameters | steps | clean val acc at stop | clean test acc | affNIST-proxy test acc "
+        "| drop |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -106,7 +107,9 @@ def table(rows: list[dict], target: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--target", type=float, default=0.99, help="clean validation accuracy to stop at")
     parser.add_argument("--models", default="capsnet,baseline_cnn", help="comma-separated model configs")
     parser.add_argument("--out", type=Path, default=None, help="default: logs/affine_comparison/<time>")
