@@ -11,7 +11,8 @@ def test_benchmark_reports_json(synthetic_data, data_overrides):
     root, _ = synthetic_data
     overrides = [o for o in data_overrides if not o.startswith(("data.data_dir", "data.batch_size"))]
     command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--batch-size", "4", "--steps", "2"]
-    command += ["--warmup", "1", "--iterations", "2", "--data-dir", str(root), "--json", *overrides]
+    command += ["--warmup", "1", "--iterations", "2", "--data-dir", str(root), "--profile", "--json"]
+    command += overrides
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
@@ -20,3 +21,5 @@ def test_benchmark_reports_json(synthetic_data, data_overrides):
     assert figures["data_img_per_s"] > figures["train_img_per_s"]
     # Two capsule layers and the decoder: about 1.2 GFLOP per training image (paper architecture).
     assert 1.1 < figures["train_gflop_per_img"] < 1.3
+    # --profile: the operator table of one step, the convolutions in it
+    assert "Self CPU time total" in result.stdout and "aten::mkldnn_convolution" in result.stdout
