@@ -7,7 +7,7 @@ import torch
 
 from capsnet.data import files as files_module
 from capsnet.data.augment import random_shift
-from capsnet.data.datamodule import MNISTDataModule
+from capsnet.data.datamodule import AffineMNISTDataModule, MNISTDataModule, MultiMNISTDataModule
 from capsnet.data.files import DataError, DatasetFiles, ensure_files
 from capsnet.data.idx import IDXFormatError, read_idx, write_idx
 
@@ -119,6 +119,12 @@ def test_val_size_zero_trains_on_everything_and_validates_on_the_test_set(tmp_pa
     module.setup("test")
     assert len(module.train_set) == 50 and len(module.val_set) == 10
     assert module.val_set is module.test_set
+
+
+@pytest.mark.parametrize("module_class", [AffineMNISTDataModule, MultiMNISTDataModule])
+def test_val_size_zero_is_refused_where_the_test_set_is_not_mnist(tmp_path, module_class):
+    with pytest.raises(ValueError, match=f"{module_class.__name__} needs a held-out validation split"):
+        module_class(data_dir=str(tmp_path), val_size=0)
 
 
 def test_shift_only_on_training_batches(tmp_path):

@@ -98,6 +98,14 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def val_on_test_refused(data_class: str) -> str:
+    """Why ``data.val_size=0`` is refused for a data module whose test set is not plain MNIST."""
+    return (
+        f"data.val_size=0 (validation on the test set) is for MNIST and Fashion-MNIST only; "
+        f"{data_class} needs a held-out validation split: set data.val_size >= 1"
+    )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first bad value, or for a ``ckpt_path`` that is not a file."""
     for rule in RULES:
@@ -108,10 +116,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"loss.m_minus={m_minus} must be below loss.m_plus={m_plus}")
     data_class = str(OmegaConf.select(cfg, "data._target_", default="")).rsplit(".", 1)[-1]
     if OmegaConf.select(cfg, "data.val_size") == 0 and data_class != "MNISTDataModule":
-        raise ConfigError(
-            f"data.val_size=0 (validation on the test set) is for MNIST and Fashion-MNIST only; "
-            f"{data_class} needs a held-out validation split: set data.val_size >= 1"
-        )
+        raise ConfigError(val_on_test_refused(data_class))
     if OmegaConf.select(cfg, "logger.tensorboard") and not any(
         importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")
     ):

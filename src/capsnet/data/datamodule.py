@@ -23,6 +23,7 @@ from capsnet.data.augment import random_shift
 from capsnet.data.files import DatasetFiles, ensure_files, load_split
 from capsnet.data.multimnist import cached_pair_table, compose_pairs
 from capsnet.data.sampler import EpochPermutationSampler, UnpaddedDistributedSampler
+from capsnet.validation import val_on_test_refused
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +172,9 @@ class MNISTDataModule(L.LightningDataModule):
 
 
 def _refuse_test_set_validation(datamodule: MNISTDataModule) -> None:
+    """For modules whose test set is not plain MNIST (``validate_config`` refuses it first)."""
     if datamodule.val_size == 0:
-        raise ValueError(
-            f"data.val_size=0 (validation on the test set) is for MNIST and Fashion-MNIST only; "
-            f"{type(datamodule).__name__} needs a held-out validation split: set data.val_size >= 1"
-        )
+        raise ValueError(val_on_test_refused(type(datamodule).__name__))
 
 
 class AffineMNISTDataModule(MNISTDataModule):
