@@ -67,7 +67,7 @@ class StepTimer(L.Callback):
         self.val.append(time.perf_counter() - self._start)
 
 
-def compose_config(args):
+def compose_config(args, output_dir: str):
     overrides = [
         f"data.batch_size={args.batch_size}",
         f"data.eval_batch_size={args.batch_size}",
@@ -80,7 +80,7 @@ def compose_config(args):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     with open_dict(cfg):
-        cfg.paths.output_dir = tempfile.mkdtemp(prefix="capsnet-bench-")
+        cfg.paths.output_dir = output_dir
     return cfg
 
 
@@ -173,7 +173,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.channels_last=false")
     args = parser.parse_args()
 
-    cfg = compose_config(args)
+    # The run's folder holds nothing worth keeping; it is removed when `scratch` is collected.
+    scratch = tempfile.TemporaryDirectory(prefix="capsnet-bench-")
+    cfg = compose_config(args, scratch.name)
     set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
     L.seed_everything(0, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
