@@ -65,6 +65,7 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("trainer.precision=8", 2, "trainer.precision=8 is invalid"),
     ("trainer.max_epochs=-5", 2, "trainer.max_epochs=-5 is invalid"),
     ("seed=-1", 2, "seed=-1 is invalid"),
+    ("experiment=fast_cpu callbacks.stop_at_accuracy.target=99", 2, "stop_at_accuracy.target=99 is invalid"),
     ("logger.wandb.mode=sometimes", 2, "logger.wandb.mode='sometimes' is invalid"),
     ("malloc_mmap_threshold=-1", 2, "malloc_mmap_threshold=-1 is invalid"),
     ("huge_pages=sometimes", 2, "huge_pages='sometimes' is invalid; allowed: true or false"),
@@ -76,7 +77,8 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
 
 @pytest.mark.parametrize(("override", "code", "expected"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
 def test_bad_config_exits_with_one_clear_line(tmp_path, override, code, expected):
-    result = run_entry("train.py", [override, "data.sources=[]", f"data.data_dir={tmp_path}/none"], tmp_path)
+    overrides = [*override.split(), "data.sources=[]", f"data.data_dir={tmp_path}/none"]
+    result = run_entry("train.py", overrides, tmp_path)
     assert result.returncode == code, result.stderr[-2000:]
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
@@ -110,6 +112,16 @@ def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overri
     # there, within the first epoch.
     assert max(int(row["step"]) for row in rows) == 5
     assert any(row.get("test/acc") for row in rows)
+
+
+def test_stop_at_accuracy_refuses_a_metric_validation_does_not_log(tmp_path, data_overrides):
+    overrides = ["experiment=fast_cpu", "model.compile=false", "logger=csv", "trainer.val_check_interval=5"]
+    overrides += ["callbacks.stop_at_accuracy.monitor=val/accuracy", *data_overrides]
+    result = run_entry("train.py", overrides, tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "callbacks.stop_at_accuracy.monitor='val/accuracy' is not logged by validation" in result.stderr
+    assert "val/acc," in result.stderr  # the names it could have been
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

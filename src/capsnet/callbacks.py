@@ -15,6 +15,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from capsnet.errors import NonFiniteLossError
+from capsnet.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,15 @@ class StopAtAccuracy(L.Callback):
             trainer.should_stop = True
             return
         value = trainer.callback_metrics.get(self.monitor)
+        if value is None:  # a misspelt monitor would otherwise never stop the run
+            logged = ", ".join(sorted(k for k in trainer.callback_metrics if k.startswith("val/")))
+            raise ConfigError(
+                f"callbacks.stop_at_accuracy.monitor={self.monitor!r} is not logged by validation; "
+                f"it logs: {logged}"
+            )
         elapsed = time.perf_counter() - self.start
-        if value is None or float(value) < self.target:
-            log.info("%s = %s after %.0f s (target %.4f)", self.monitor, value, elapsed, self.target)
+        if float(value) < self.target:
+            log.info("%s = %.4f after %.0f s (target %.4f)", self.monitor, float(value), elapsed, self.target)
             return
         self.reached_after_s = elapsed
         trainer.should_stop = True

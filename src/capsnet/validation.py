@@ -84,6 +84,7 @@ RULES: tuple[Rule, ...] = (
     int_at_least("model.scheduler.decay_steps", 1, optional=True),
     number_in("model.net.weight_init_std", 0.0, open_low=True, optional=True),
     int_at_least("trainer.max_epochs", -1, optional=True),
+    number_in("callbacks.stop_at_accuracy.target", 0.0, 1.0, optional=True),
     Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
     int_at_least("seed", 0, optional=True),
     int_at_least("malloc_mmap_threshold", 0, optional=True),
