@@ -43,7 +43,7 @@ def checkpoint_facts(checkpoint: Path) -> dict:
     """The network's parameter count and the training steps behind a checkpoint."""
     import torch  # here, so that --help and argument errors come without loading torch
 
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     parameters = sum(tensor.numel() for tensor in saved["state_dict"].values())
     return {"parameters": parameters, "steps": saved["global_step"]}
 

@@ -55,7 +55,7 @@ def _interrupt_during_epoch_1(process: subprocess.Popen, run_dir: Path, signum: 
 
 
 def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="module")

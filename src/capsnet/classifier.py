@@ -23,9 +23,10 @@ MODULE_CLASS_KEY = "module_class"  # checkpoints name the LightningModule class 
 
 def load_classifier(ckpt_path: str, default_class: str) -> "ClassifierModule":
     """The module a checkpoint holds, of the class it names (``default_class`` for older ones)."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint is a pickle, and unpickling anything else can run code.
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     module_class = hydra.utils.get_class(checkpoint.get(MODULE_CLASS_KEY, default_class))
-    return module_class.load_from_checkpoint(ckpt_path, map_location="cpu")
+    return module_class.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
 
 
 class ClassifierModule(L.LightningModule):

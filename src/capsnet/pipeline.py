@@ -94,7 +94,7 @@ def _resume_wandb_run(cfg: DictConfig, ckpt_path: str | None) -> None:
         return
     import torch
 
-    run_id = torch.load(ckpt_path, map_location="cpu", weights_only=False).get(WANDB_RUN_ID_KEY)
+    run_id = torch.load(ckpt_path, map_location="cpu", weights_only=True).get(WANDB_RUN_ID_KEY)
     if run_id:
         with open_dict(cfg):
             cfg.logger.wandb.id = run_id
@@ -159,7 +159,7 @@ def _fit_and_test(cfg, datamodule, model, callbacks, loggers, ckpt_path) -> dict
     )
     _log_run(loggers, cfg, model)
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = _metrics(trainer)
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -167,7 +167,7 @@ def _fit_and_test(cfg, datamodule, model, callbacks, loggers, ckpt_path) -> dict
             log.warning("No best checkpoint (fast_dev_run or no validation): testing the current weights")
         if trainer.is_global_zero:  # other ranks' loggers are placeholders
             _share_csv_header(loggers)
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(_metrics(trainer))
     _save_metrics(trainer, metrics, cfg.paths.output_dir)
     return metrics

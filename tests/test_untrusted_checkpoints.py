@@ -1,0 +1,45 @@
+"""A checkpoint is a pickle: loading one must never run the code a crafted file carries."""
+
+import os
+import pickle
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from capsnet.classifier import load_classifier
+from capsnet.pipeline import _resume_wandb_run
+
+
+class _Payload:
+    """Unpickled without weights_only, this runs a shell command that leaves a file behind."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture
+def crafted_checkpoint(tmp_path):
+    marker = tmp_path / "payload_ran"
+    path = tmp_path / "crafted.ckpt"
+    checkpoint = {"state_dict": {}, "module_class": "capsnet.module.CapsNetModule", "x": _Payload(marker)}
+    torch.save(checkpoint, path)
+    return path, marker
+
+
+def test_loading_a_crafted_checkpoint_runs_nothing(crafted_checkpoint):
+    path, marker = crafted_checkpoint
+    with pytest.raises(pickle.UnpicklingError):
+        load_classifier(str(path), default_class="capsnet.module.CapsNetModule")
+    assert not marker.exists()
+
+
+def test_reading_the_wandb_run_of_a_crafted_checkpoint_runs_nothing(crafted_checkpoint):
+    path, marker = crafted_checkpoint
+    cfg = OmegaConf.create({"logger": {"wandb": {"id": None}}})
+    with pytest.raises(pickle.UnpicklingError):
+        _resume_wandb_run(cfg, str(path))
+    assert not marker.exists()
