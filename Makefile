@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help install train eval test test-all lint benchmark clean
+.PHONY: help install train eval test test-fast test-all lint benchmark clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,8 +24,11 @@ train: $(STAMP)  ## train with the default config; overrides in ARGS="routing.it
 eval: $(STAMP)  ## evaluate a checkpoint: ARGS="ckpt_path=logs/train/runs/.../checkpoints/last.ckpt"
 	$(BIN)/python src/eval.py $(ARGS)
 
-test: $(STAMP)  ## the test suite, without tests marked slow
+test: $(STAMP)  ## the test suite, without tests marked slow (what CI runs)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-fast: $(STAMP)  ## unit tests only: under a minute
+	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
 
 test-all: $(STAMP)  ## every test, slow ones included
 	$(BIN)/python -m pytest $(ARGS)

@@ -25,12 +25,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-# As src/train.py does with its default `huge_pages=true` (capsnet/memory.py), before torch loads;
+# As src/train.py does with its default `huge_pages=true` (capsnet/run/process.py), before torch loads;
 # THP_MEM_ALLOC_ENABLE=0 in the environment measures without.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 sys.path.insert(0, str(ROOT / "src"))
 
-from capsnet.memory import set_mmap_threshold, skip_triton_on_cpu  # noqa: E402
+from capsnet.run.process import set_mmap_threshold, skip_triton_on_cpu  # noqa: E402
 
 skip_triton_on_cpu(True)  # as src/train.py does with its default `skip_triton_on_cpu=true`
 
@@ -40,6 +40,8 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from capsnet.run.tasks import build_model  # noqa: E402
 
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # "32": no autocast
 
@@ -179,7 +181,7 @@ def main() -> None:
     set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
     L.seed_everything(0, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model)
+    model = build_model(cfg)
     timer = StepTimer()
     steps = args.warmup + args.steps
     trainer = L.Trainer(
@@ -235,7 +237,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from capsnet.data.files import DataError
+    from capsnet.errors import DataError
 
     try:
         main()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from capsnet import charts
+from capsnet.viz import charts
 
 
 def _value(text: str):
@@ -158,13 +158,13 @@ def _overrides(job: dict, keys: list[str]) -> str:
     return ",".join(f"{k}={job['params'].get(k, '')}" for k in keys)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("multirun_dir", type=Path)
     parser.add_argument("--metric", default=None, help="default: the sweep's optimized_metric")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = summarize(args.multirun_dir, args.metric)
     print((args.multirun_dir / "summary.md").read_text())
     for name in ("summary.csv", "summary.md", "summary.png"):

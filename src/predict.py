@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-from capsnet.entry import run
+from capsnet.run.entry import run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

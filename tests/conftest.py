@@ -2,13 +2,14 @@
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 # Tests never reach a W&B server, even on a machine with credentials.
 os.environ["WANDB_MODE"] = "offline"
 
-from .helpers import write_synthetic_mnist
+from tests.helpers import run_entry, write_synthetic_mnist
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,27 @@ def data_overrides(synthetic_data) -> list[str]:
     overrides = [f"data.data_dir={root}", "data.sources=[]", "data.val_size=16", "data.batch_size=8"]
     overrides += [f"data.files.{split}.md5={digest}" for split, digest in checksums.items()]
     return overrides
+
+
+def no_wandb_credentials(home: Path) -> dict[str, str]:
+    """The environment of a user who never logged in to W&B: no key, an empty home, no mode set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    return {**env, "HOME": str(home)}
+
+
+@pytest.fixture(scope="session")
+def trained_capsnet(tmp_path_factory, data_overrides) -> SimpleNamespace:
+    """One short CapsNet training run that the tests needing a trained model share: `src/train.py` as a
+    user without W&B credentials runs it, with W&B (offline) and CSV logging, 2 routing iterations.
+
+    ``out``: its run folder; ``best`` and ``last``: its checkpoints; ``output``: what it printed.
+    """
+    out = tmp_path_factory.mktemp("trained_capsnet")
+    overrides = [*data_overrides, "logger=many", "trainer.max_epochs=2", "trainer.log_every_n_steps=1"]
+    overrides += ["routing.iterations=2", "logger.wandb.log_model=true"]
+    result = run_entry("train.py", overrides, out, env=no_wandb_credentials(out / "home"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (best,) = (out / "checkpoints").glob("epoch_*.ckpt")  # top-1 by val/acc, as train tested
+    return SimpleNamespace(
+        out=out, best=best, last=out / "checkpoints" / "last.ckpt", output=result.stdout + result.stderr
+    )

@@ -1,16 +1,27 @@
-"""Test helpers: a tiny synthetic MNIST-format dataset and a runner for the real entry points."""
+"""Test helpers: a tiny synthetic MNIST-format dataset, and the entry points run in a process of their
+own (``run_entry``: exit codes, signals, Hydra's job files) or in this one (``run_in_process``: faster,
+where the process is not what is tested)."""
 
+import contextlib
+import io
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.data.files import SPLITS, md5
 from capsnet.data.idx import write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 
 FILE_NAMES = {
@@ -52,3 +63,47 @@ def run_entry(
     return subprocess.run(
         command, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL
     )
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """The config ``src/<name>.py`` would run with, every interpolation resolved."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)  # so that ${hydra:...} resolves as in a real run
+    with open_dict(cfg):
+        del cfg.hydra
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+TASKS = {"train": "train", "eval": "evaluate", "visualize": "visualize", "predict": "predict"}
+
+
+def run_in_process(config_name: str, overrides: list[str], output_dir: Path) -> SimpleNamespace:
+    """What ``src/<config_name>.py <overrides>`` does, in this process, writing into ``output_dir``.
+
+    The same check, process settings and task (``capsnet.run.entry.run``). Returns ``code`` (the exit
+    code: 0, or that of the ``SystemExit`` a failure ends with), ``value`` (what the task returned) and
+    ``output`` (what it printed and logged). Not Hydra's job machinery: no ``<task>.log`` or ``job.json``.
+    """
+    from capsnet.run.entry import run
+
+    cfg = compose_config(config_name, [*overrides, f"paths.output_dir={output_dir}"])
+    printed = io.StringIO()
+    handler = logging.StreamHandler(printed)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    result = SimpleNamespace(code=0, value=None, output="")
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            result.value = run(TASKS[config_name], cfg)
+    except SystemExit as exit_:
+        result.code = exit_.code
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        result.output = printed.getvalue()
+    return result

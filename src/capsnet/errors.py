@@ -1,9 +1,39 @@
-"""Errors that end a run with one clear line (``capsnet.entry``), importable without torch."""
+"""The project's exceptions, and the exit code each one ends a run with (``capsnet.run.entry``).
+
+Every message is one line that names the setting or file at fault and what would fix it. This module
+imports nothing, so that the config check can run before torch loads.
+"""
+
+
+class ConfigError(ValueError):
+    """A config value, or a file named by one (``ckpt_path``), that cannot be used."""
+
+
+class InputError(ValueError):
+    """An input file or folder that cannot be classified."""
+
+
+class DataError(RuntimeError):
+    """A dataset that cannot be obtained or does not pass verification."""
+
+
+class IDXFormatError(DataError):
+    """A file that is not a well-formed unsigned-byte IDX file."""
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message says where and what to try."""
 
 
-class InputError(ValueError):
-    """An input file or folder that cannot be classified; the message names it and why."""
+EXIT_BAD_CONFIG = 2
+EXIT_NO_DATA = 3
+EXIT_NON_FINITE_LOSS = 4
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM, as a shell reports a process ended by it
+
+# (what the one-line message starts with, exit code), by exception type
+FAILURES: dict[type[Exception], tuple[str, int]] = {
+    ConfigError: ("Invalid config", EXIT_BAD_CONFIG),
+    InputError: ("Invalid input", EXIT_BAD_CONFIG),
+    DataError: ("Data error", EXIT_NO_DATA),
+    NonFiniteLossError: ("Training failed", EXIT_NON_FINITE_LOSS),
+}

@@ -16,14 +16,15 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from capsnet.data.affine import AffineRanges, affine_test_set
 from capsnet.data.augment import random_shift
 from capsnet.data.files import DatasetFiles, ensure_files, load_split
 from capsnet.data.multimnist import cached_pair_table, compose_pairs
-from capsnet.data.sampler import EpochPermutationSampler, UnpaddedDistributedSampler
-from capsnet.validation import val_on_test_refused
+from capsnet.data.sampler import EpochPermutationSampler
+from capsnet.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class MNISTDataModule(L.LightningDataModule):
         if stage in ("fit", "validate", None) and self.train_set is None:
             images, labels = self._tensors("train")
             if not 0 <= self.val_size < len(labels):
-                raise ValueError(f"data.val_size={self.val_size} must be in [0, {len(labels) - 1}]")
+                raise ConfigError(f"data.val_size={self.val_size} must be in [0, {len(labels) - 1}]")
             order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
             val_index, train_index = order[: self.val_size], order[self.val_size :]
             if self.train_subset is not None:
@@ -130,7 +131,9 @@ class MNISTDataModule(L.LightningDataModule):
         images = torch.from_numpy(images).view(len(images), *self.image_shape)  # uint8, no copy
         labels = torch.from_numpy(labels.astype("int64"))
         if int(labels.max()) >= self.num_classes:
-            raise ValueError(f"{self.spec.raw_dir}: label {int(labels.max())} >= data.num_classes")
+            raise ConfigError(
+                f"data.num_classes={self.num_classes}, but {self.spec.raw_dir} has label {int(labels.max())}"
+            )
         return images, labels
 
     def _loader(self, dataset: InMemoryImages, batch_size: int, shuffle: bool) -> DataLoader:
@@ -139,8 +142,8 @@ class MNISTDataModule(L.LightningDataModule):
             sampler = self.train_sampler = EpochPermutationSampler(len(dataset), seed=torch.initial_seed())
             sampler.skip_next(self._resume_skip)
             self._resume_skip = 0
-        else:  # evaluation: in order; under DDP split without padding
-            sampler = UnpaddedDistributedSampler(dataset) if distributed else None
+        else:  # evaluation: in order; under DDP each rank a disjoint share, no padding (every example once)
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if distributed else None
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -172,9 +175,12 @@ class MNISTDataModule(L.LightningDataModule):
 
 
 def _refuse_test_set_validation(datamodule: MNISTDataModule) -> None:
-    """For modules whose test set is not plain MNIST (``validate_config`` refuses it first)."""
+    """For modules whose test set is not plain MNIST: validation needs a held-out split."""
     if datamodule.val_size == 0:
-        raise ValueError(val_on_test_refused(type(datamodule).__name__))
+        raise ConfigError(
+            f"data.val_size=0 (validation on the test set) is for MNIST and Fashion-MNIST only; "
+            f"{type(datamodule).__name__} needs a held-out validation split: set data.val_size >= 1"
+        )
 
 
 class AffineMNISTDataModule(MNISTDataModule):
@@ -189,7 +195,7 @@ class AffineMNISTDataModule(MNISTDataModule):
     def __init__(self, canvas: int = 40, affine_test: bool = True, affine: dict | None = None, **kwargs):
         image_shape = kwargs.pop("image_shape", (1, canvas, canvas))
         if tuple(image_shape) != (1, canvas, canvas):
-            raise ValueError(
+            raise ConfigError(
                 f"data.image_shape={list(image_shape)} must be [1, {canvas}, {canvas}] (data.canvas)"
             )
         super().__init__(image_shape=(1, 28, 28), **kwargs)  # the files' shape
@@ -198,12 +204,11 @@ class AffineMNISTDataModule(MNISTDataModule):
         affine = dict(affine or {})
         self.affine_seed = affine.pop("seed", 0)
         self.affine_ranges = AffineRanges(**affine)
-        self.test_transforms: np.ndarray | None = None  # [N, 5], for inspection
 
     def setup(self, stage: str | None = None) -> None:
         if stage in ("test", "predict", None) and self.test_set is None and self.affine_test:
             images, labels = load_split(self.spec, "test")
-            moved, labels, self.test_transforms = affine_test_set(
+            moved, labels, _ = affine_test_set(
                 Path(self.spec.root) / "affNIST_proxy",
                 images,
                 labels,

@@ -15,14 +15,11 @@ import numpy as np
 
 from capsnet.data.idx import parse_idx, read_bytes
 from capsnet.data.sources import SOURCES
+from capsnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train_images", "train_labels", "test_images", "test_labels")
-
-
-class DataError(RuntimeError):
-    """The dataset cannot be obtained or does not pass verification."""
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from capsnet.errors import IDXFormatError
+
 UBYTE = 0x08
-
-
-class IDXFormatError(ValueError):
-    pass
 
 
 def read_bytes(path: Path) -> bytearray:

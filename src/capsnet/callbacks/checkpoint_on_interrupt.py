@@ -1,0 +1,58 @@
+"""Ctrl-C or SIGTERM (a cluster pre-empting the job) ends training with a resumable checkpoint."""
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """Ctrl-C or SIGTERM during training: finish the current step, save ``<dirpath>/last.ckpt``, stop.
+
+    Lightning already turns SIGTERM (what a cluster sends before pre-empting a job) into a stop at
+    the end of the current training step (``SIGTERMException``). Ctrl-C is routed the same way: the
+    first one sends this process a SIGTERM; a second one interrupts at once, without a checkpoint.
+    The checkpoint then holds a consistent state after a whole step (weights, optimizer, schedule,
+    loop counters, the data order's position, random states), which
+    ``python src/train.py ckpt_path=last`` continues exactly.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last"):
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+        self._previous_sigint = None
+
+    def _on_sigint(self, signum, frame) -> None:
+        signal.signal(signal.SIGINT, self._previous_sigint or signal.default_int_handler)
+        log.warning(
+            "Ctrl-C: finishing this training step, then saving a checkpoint (Ctrl-C again to quit now)"
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+            return
+        trainer.save_checkpoint(self.path)
+        if trainer.is_global_zero:
+            log.warning(
+                "Interrupted after step %d (epoch %d): resumable checkpoint %s; continue with ckpt_path=last",
+                trainer.global_step,
+                trainer.current_epoch,
+                self.path,
+            )

@@ -1,0 +1,132 @@
+"""What every classifier of this project shares as a LightningModule: metrics, logging, optimizers.
+
+Subclasses (``CapsNetModule``, ``BaselineCNNModule``) build their network and loss, and define
+``_step`` (loss terms and the network's output for a batch) and ``scores`` (class scores [B, J]).
+Logged, the same for every model, so runs compare side by side:
+- ``train/<term>_loss`` every step, ``train/acc`` per epoch, ``train/lr``;
+- ``val/`` and ``test/``: ``acc``, ``error``, ``<term>_loss``; ``val/acc_best``;
+- ``test/acc_class_<k>``, and the test confusion matrix kept as ``test_confusion_matrix``.
+"""
+
+import inspect
+from typing import Any, NamedTuple
+
+import hydra
+import lightning as L
+import torch
+from torchmetrics import MaxMetric, MeanMetric, Metric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+STAGES = ("train", "val", "test")
+MODULE_CLASS_KEY = "module_class"  # checkpoints name the LightningModule class that wrote them
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(self, num_classes: int, loss_terms: tuple[str, ...]):
+        super().__init__()
+        self.loss_terms = loss_terms
+        self.accuracy = torch.nn.ModuleDict({f"{s}_acc": self._accuracy_metric(num_classes) for s in STAGES})
+        self.loss_means = torch.nn.ModuleDict(
+            {f"{s}_{term}": MeanMetric() for s in ("val", "test") for term in loss_terms}
+        )
+        self.val_acc_best = MaxMetric()
+        self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        self.test_confusion_matrix: torch.Tensor | None = None  # [true, predicted] counts of the last test
+        self.last_loss_terms: NamedTuple | None = None  # the last training step's, for StopOnNonFiniteLoss
+
+    def _accuracy_metric(self, num_classes: int) -> Metric:
+        # Micro accuracy over every example (summed across DDP ranks by torchmetrics). No argument
+        # validation: it inspects the values on the host, a sync per step on a GPU.
+        return MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[MODULE_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def _step(self, batch, stage: str) -> tuple[NamedTuple, Any]:
+        """(loss terms, ``total`` first; the network's output) for one batch."""
+        raise NotImplementedError
+
+    def scores(self, output) -> torch.Tensor:
+        """Class scores [B, J] of a network output: the larger, the likelier."""
+        raise NotImplementedError
+
+    def _update_eval_extras(self, output, stage: str, size: int) -> None:
+        """Model-specific evaluation metrics (CapsNet: routing entropy)."""
+
+    def _log_eval_extras(self, stage: str) -> None:
+        """Log what ``_update_eval_extras`` gathered."""
+
+    def on_train_start(self) -> None:
+        # The sanity-check validation must not count towards the best validation accuracy.
+        self.accuracy["val_acc"].reset()
+        self.val_acc_best.reset()
+
+    def _scored_step(self, batch, stage: str):
+        terms, output = self._step(batch, stage)
+        self.accuracy[f"{stage}_acc"].update(self.scores(output).detach().argmax(dim=1), batch[1])
+        return terms, output
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        terms, _ = self._scored_step(batch, "train")
+        self.last_loss_terms = type(terms)(*(t.detach() for t in terms))
+        size = len(batch[1])
+        for term, value in terms._asdict().items():
+            self.log(f"train/{term}_loss", value.detach(), batch_size=size, prog_bar=term == "total")
+        self.log("train/acc", self.accuracy["train_acc"], on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)  # a float: no sync
+        return terms.total
+
+    def _eval_step(self, batch, stage: str):
+        terms, output = self._scored_step(batch, stage)
+        size = len(batch[1])
+        for term, value in terms._asdict().items():
+            self.loss_means[f"{stage}_{term}"].update(value, weight=size)
+        self._update_eval_extras(output, stage, size)
+        return output
+
+    def validation_step(self, batch, batch_idx: int):
+        return self._eval_step(
+            batch, "val"
+        )  # the outputs are for callbacks (capsnet.callbacks.capsule_insights)
+
+    def test_step(self, batch, batch_idx: int):
+        output = self._eval_step(batch, "test")
+        self.test_confusion.update(self.scores(output).argmax(dim=1), batch[1])
+        return output
+
+    def _log_eval_epoch(self, stage: str) -> torch.Tensor:
+        accuracy = self.accuracy[f"{stage}_acc"].compute()
+        self.accuracy[f"{stage}_acc"].reset()
+        # Values computed by torchmetrics are already over every DDP rank; sync_dist averages
+        # identical values (exact), and keeps Lightning from warning that they are not synced.
+        self.log(f"{stage}/acc", accuracy, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}/error", 1.0 - accuracy, sync_dist=True)
+        for term in self.loss_terms:
+            self.log(f"{stage}/{term}_loss", self.loss_means[f"{stage}_{term}"])
+        self._log_eval_extras(stage)
+        return accuracy
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best.update(self._log_eval_epoch("val"))
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval_epoch("test")
+        confusion = self.test_confusion.compute()  # [true, predicted], summed over DDP ranks
+        self.test_confusion.reset()
+        self.test_confusion_matrix = confusion.cpu()
+        per_class = confusion.diagonal() / confusion.sum(dim=1).clamp_min(1)
+        for label, accuracy in enumerate(per_class):
+            self.log(f"test/acc_class_{label}", accuracy, sync_dist=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = hydra.utils.instantiate(self.hparams.optimizer, params=self.parameters())
+        if not self.hparams.get("scheduler"):
+            return {"optimizer": optimizer}
+        # A schedule with a `total_steps` argument (one-cycle) gets the run's length from the Trainer.
+        make_scheduler = hydra.utils.get_method(self.hparams.scheduler["_target_"])
+        run_length = {}
+        if "total_steps" in inspect.signature(make_scheduler).parameters:
+            run_length["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = hydra.utils.instantiate(self.hparams.scheduler, optimizer=optimizer, **run_length)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

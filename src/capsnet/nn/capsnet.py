@@ -1,0 +1,83 @@
+"""The paper's MNIST CapsNet (section 4, fig. 1 and 2), as a plain ``nn.Module``.
+
+    images [B, 1, 28, 28]
+    -> Conv1: 256 maps, 9x9, stride 1, ReLU               [B, 256, 20, 20]
+    -> PrimaryCaps: 32 maps of 8D capsules, 9x9 stride 2  [B, 1152, 8]
+    -> DigitCaps: 10 capsules of 16D, dynamic routing     [B, 10, 16]
+    -> lengths = class probabilities                      [B, 10]
+    -> decoder on the masked DigitCaps                    [B, 1, 28, 28]
+
+With the defaults it has 6,804,224 parameters without the decoder and 8,215,568 with it.
+"""
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from capsnet.nn.capsules import DigitCapsules, PrimaryCapsules
+from capsnet.nn.config import CapsNetConfig
+from capsnet.nn.decoder import ReconstructionDecoder, mask_capsules
+from capsnet.nn.routing import DynamicRouting
+from capsnet.nn.squash import capsule_lengths
+
+
+class CapsNetOutput(NamedTuple):
+    lengths: torch.Tensor  # [B, J], the class "probabilities"
+    poses: torch.Tensor  # v, [B, J, D]
+    reconstructions: torch.Tensor  # [B, C, H, W]
+    couplings: tuple[torch.Tensor, ...]  # per routing iteration, [B, I, J]
+
+
+class CapsNet(nn.Module):
+    def __init__(self, config: CapsNetConfig | None = None):
+        super().__init__()
+        self.config = config = config or CapsNetConfig()
+        channels, height, width = config.image_shape
+        self.conv = nn.Conv2d(channels, config.conv_channels, kernel_size=config.conv_kernel)
+        self.primary = PrimaryCapsules(
+            config.conv_channels,
+            config.primary_types,
+            config.primary_dim,
+            config.primary_kernel,
+            config.primary_stride,
+        )
+        grid_h = (height - config.conv_kernel + 1 - config.primary_kernel) // config.primary_stride + 1
+        grid_w = (width - config.conv_kernel + 1 - config.primary_kernel) // config.primary_stride + 1
+        if grid_h < 1 or grid_w < 1:
+            raise ValueError(
+                f"data.image_shape={list(config.image_shape)} is too small for a {config.conv_kernel}x"
+                f"{config.conv_kernel} conv then a {config.primary_kernel}x{config.primary_kernel} "
+                f"stride-{config.primary_stride} conv"
+            )
+        self.digits = DigitCapsules(
+            in_caps=config.primary_types * grid_h * grid_w,
+            in_dim=config.primary_dim,
+            out_caps=config.num_classes,
+            out_dim=config.digit_dim,
+            routing=DynamicRouting(config.routing.iterations, config.routing.detach_inner),
+            weight_init_std=config.weight_init_std,
+        )
+        self.decoder = ReconstructionDecoder(
+            config.num_classes * config.digit_dim, list(config.decoder.hidden), list(config.image_shape)
+        )
+
+    def encode(self, images: torch.Tensor):
+        """Images -> (DigitCaps poses v [B, J, D], couplings)."""
+        features = torch.relu(self.conv(images))  # [B, 256, 20, 20]
+        primary = self.primary(features)  # [B, 1152, 8]
+        routed = self.digits(primary)
+        return routed.outputs, routed.couplings
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
+        """Decode the true class's capsule when ``labels`` are given (training), else the longest."""
+        if images.dim() != 4 or tuple(images.shape[1:]) != self.decoder.image_shape:
+            raise ValueError(
+                f"images of shape {list(images.shape)}; this network takes [batch, "
+                f"{', '.join(map(str, self.decoder.image_shape))}] (channels, height, width) in [0, 1]"
+            )
+        poses, couplings = self.encode(images)
+        lengths = capsule_lengths(poses)  # [B, J]
+        chosen = labels if labels is not None else lengths.argmax(dim=1)
+        reconstructions = self.decoder(mask_capsules(poses, chosen))
+        return CapsNetOutput(lengths, poses, reconstructions, couplings)

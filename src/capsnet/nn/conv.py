@@ -1,0 +1,75 @@
+"""A Conv2d whose weight gradient is computed as a forward convolution, which oneDNN runs faster.
+
+For a convolution without padding, of stride s and kernel k, the weight gradient is itself a
+convolution: the input with batch and channels swapped, convolved with the output gradient
+(batch and channels swapped too) dilated by s:
+
+    dW[o, c, p, q] = sum_{b, y, x} X[b, c, s*y + p, s*x + q] G[b, o, y, x]
+                   = conv2d(X^T, G^T, dilation=s)[c, o, p, q]
+
+For the PrimaryCaps layer (256 -> 256 channels, 9x9, stride 2), oneDNN's forward kernel computes
+it much faster than its backward-weights kernel on the CPU (figures: README, Speed). The input
+gradient and the bias gradient are PyTorch's own. On other devices (cuDNN has fast backward kernels)
+the layer is a plain Conv2d.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_weight_gradient(
+    inputs: torch.Tensor, grad_output: torch.Tensor, stride: int, kernel: int
+) -> torch.Tensor:
+    """dL/dW of an unpadded ``conv2d(inputs, W, stride)``: [B, C, H, W], [B, O, h, w] -> [O, C, k, k]."""
+    height = (grad_output.shape[2] - 1) * stride + kernel  # rows the output positions actually read
+    width = (grad_output.shape[3] - 1) * stride + kernel
+    swapped_inputs = inputs[:, :, :height, :width].transpose(0, 1)  # [C, B, H', W']
+    swapped_grads = grad_output.transpose(0, 1)  # [O, B, h, w]: the "kernel"
+    return F.conv2d(swapped_inputs, swapped_grads, dilation=stride).transpose(0, 1)
+
+
+class _ConvWithFastWeightGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, inputs, weight, bias, stride: int):
+        ctx.dtypes = (inputs.dtype, weight.dtype, bias.dtype)
+        device = inputs.device.type
+        if torch.is_autocast_enabled(device):  # compute in the autocast dtype, as F.conv2d would
+            dtype = torch.get_autocast_dtype(device)
+            inputs, weight, bias = inputs.to(dtype), weight.to(dtype), bias.to(dtype)
+        ctx.save_for_backward(inputs, weight)
+        ctx.stride = stride
+        with torch.autocast(device, enabled=False):
+            return F.conv2d(inputs, weight, bias, stride=stride)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        inputs, weight = ctx.saved_tensors
+        input_dtype, weight_dtype, bias_dtype = ctx.dtypes
+        grad_output = grad_output.to(inputs.dtype)
+        grad_inputs = grad_weight = grad_bias = None
+        with torch.autocast(inputs.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                grad_inputs = torch.ops.aten.convolution_backward(
+                    grad_output, inputs, weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False, [0, 0], 1,
+                    [True, False, False],
+                )[0].to(input_dtype)  # fmt: skip
+            if ctx.needs_input_grad[1]:
+                kernel = weight.shape[-1]
+                grad_weight = conv_weight_gradient(inputs, grad_output, ctx.stride, kernel).to(weight_dtype)
+            if ctx.needs_input_grad[2]:
+                grad_bias = grad_output.sum(dim=(0, 2, 3), dtype=torch.float32).to(bias_dtype)
+        return grad_inputs, grad_weight, grad_bias, None
+
+
+class FastWeightGradConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (square kernel and stride, no padding, dilation or groups) with the fast weight
+    gradient on CPU. Same parameters, same state dict, same function."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.device.type != "cpu" or not torch.is_grad_enabled():
+            return super().forward(inputs)
+        return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])

@@ -1,0 +1,43 @@
+"""Checkpoints written so that a reader (or a resumed run) sees the old file or the new one, never half.
+
+What Lightning 2.6 already does (``TorchCheckpointIO`` -> ``_atomic_save``): it serialises the whole
+checkpoint into memory, writes those bytes into a temporary file that fsspec creates in the system's
+temporary folder, and moves it over the destination, without an ``fsync``. When that folder is on
+another file system than the checkpoints (``/tmp`` on tmpfs, a cluster's scratch), the move is a copy:
+a kill during it leaves a truncated destination, and the data may still sit in the page cache when the
+node goes down.
+
+What this class does instead: the temporary file is created beside the destination (same folder, so the
+rename is atomic on POSIX), the bytes are streamed into it (no second in-memory copy of the
+checkpoint), flushed and ``fsync``-ed, and only then renamed over the destination; the file gets the
+permissions the folder's umask gives, not ``mkstemp``'s private 0600.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make checkpoints private
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,115 @@
+"""Checks of the composed config, run before torch loads, any data is touched or any model is built.
+
+Each rule names a key, the values it allows (type and range together), and a test; the first failure
+becomes a ``ConfigError`` whose one-line message names the key, the value given and what is allowed.
+(Unknown keys are refused earlier, by Hydra's struct mode.)
+"""
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from capsnet.errors import ConfigError
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    allowed: str  # what the message says is allowed
+    test: Callable[[object], bool]
+    optional: bool = False  # null (or a missing key) is fine
+
+    def check(self, cfg: DictConfig) -> None:
+        value = OmegaConf.select(cfg, self.key, default=None)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        if value is None and self.optional:
+            return
+        if value is None or not self.test(value):
+            raise ConfigError(f"{self.key}={value!r} is invalid; allowed: {self.allowed}")
+
+
+def int_at_least(key: str, low: int, optional: bool = False) -> Rule:
+    return Rule(key, f"an integer >= {low}", lambda v: _is_int(v) and v >= low, optional)
+
+
+def number_in(key: str, low: float, high: float | None = None, *, open_low=False, optional=False) -> Rule:
+    above = (lambda v: v > low) if open_low else (lambda v: v >= low)
+    below = (lambda v: True) if high is None else (lambda v: v <= high)
+    text = f"a number {'>' if open_low else '>='} {low}" + ("" if high is None else f" and <= {high}")
+    return Rule(key, text, lambda v: _is_number(v) and above(v) and below(v), optional)
+
+
+def boolean(key: str) -> Rule:
+    return Rule(key, "true or false", lambda v: isinstance(v, bool))
+
+
+PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64", "64-true")
+
+RULES: tuple[Rule, ...] = (
+    int_at_least("routing.iterations", 1),
+    boolean("routing.detach_inner"),
+    number_in("decoder.alpha", 0.0),
+    Rule(
+        "decoder.hidden",
+        "a list of integers >= 1",
+        lambda v: isinstance(v, list) and all(_is_int(x) and x >= 1 for x in v),
+    ),
+    number_in("loss.margin_weight", 0.0),
+    number_in("loss.m_plus", 0.0, 1.0, open_low=True),
+    number_in("loss.m_minus", 0.0, 1.0),
+    number_in("loss.absent_weight", 0.0),
+    int_at_least("data.batch_size", 1),
+    int_at_least("data.eval_batch_size", 1, optional=True),
+    int_at_least("data.val_size", 0),
+    int_at_least("data.train_subset", 1, optional=True),
+    int_at_least("data.shift_pixels", 0),
+    int_at_least("data.num_workers", 0),
+    int_at_least("data.num_classes", 2),
+    number_in("model.optimizer.lr", 0.0, open_low=True, optional=True),
+    number_in("model.scheduler.decay_rate", 0.0, 1.0, open_low=True, optional=True),
+    int_at_least("model.scheduler.decay_steps", 1, optional=True),
+    number_in("model.net.weight_init_std", 0.0, open_low=True, optional=True),
+    int_at_least("trainer.max_epochs", -1, optional=True),
+    number_in("callbacks.stop_at_accuracy.target", 0.0, 1.0, optional=True),
+    Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
+    int_at_least("seed", 0, optional=True),
+    int_at_least("malloc_mmap_threshold", 0, optional=True),
+    Rule("huge_pages", "true or false", lambda v: isinstance(v, bool), optional=True),
+    Rule("skip_triton_on_cpu", "true or false", lambda v: isinstance(v, bool), optional=True),
+    Rule(
+        "logger.wandb.mode",
+        "auto, online, offline or disabled",
+        lambda v: v in ("auto", "online", "offline", "disabled"),
+        optional=True,
+    ),
+)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first bad value, or for a ``ckpt_path`` that is not a file."""
+    for rule in RULES:
+        if rule.key.split(".")[0] in cfg:  # predict.yaml, say, has no data, routing or trainer groups
+            rule.check(cfg)
+    m_plus, m_minus = OmegaConf.select(cfg, "loss.m_plus"), OmegaConf.select(cfg, "loss.m_minus")
+    if m_plus is not None and m_minus is not None and m_minus >= m_plus:
+        raise ConfigError(f"loss.m_minus={m_minus} must be below loss.m_plus={m_plus}")
+    if OmegaConf.select(cfg, "logger.tensorboard") and not any(
+        importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")
+    ):
+        raise ConfigError("logger=tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'")
+    ckpt_path = cfg.get("ckpt_path")
+    resumable = "train" in cfg  # src/train.py resolves ckpt_path=last; eval needs a file
+    if ckpt_path is not None and not (resumable and ckpt_path == "last") and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file; give the path of a .ckpt file, or last")

@@ -1,0 +1,34 @@
+"""A record of every Hydra job's outcome, beside its outputs, so that no sweep result is lost.
+
+``RecordJob`` is a Hydra callback (``conf/hydra/default.yaml``): when a job ends, successfully or
+not, it writes ``<job output dir>/job.json`` with the job's overrides, its status, the objective
+it returned or the error it raised. The final metrics are in ``metrics.json`` beside it
+(``capsnet.run.tasks``). ``scripts/summarize_sweep.py`` reads both.
+"""
+
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+class RecordJob(Callback):
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        output_dir = Path(config.hydra.runtime.output_dir)
+        record: dict[str, Any] = {
+            "status": "completed" if job_return.status == JobStatus.COMPLETED else "failed",
+            "overrides": list(job_return.overrides or []),
+        }
+        if job_return.status == JobStatus.COMPLETED:
+            value = job_return._return_value  # the property would raise on failure; here it cannot
+            record["objective"] = value if isinstance(value, int | float) else None
+        else:
+            error = job_return._return_value
+            record["error"] = f"{type(error).__name__}: {error}"
+            record["traceback"] = "".join(traceback.format_exception(error))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "job.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,143 @@
+"""Experiment loggers that never block a run: W&B online with credentials, offline otherwise.
+
+``make_wandb_logger`` (``conf/logger/wandb.yaml``) decides the W&B mode before ``wandb.init`` can
+prompt or wait on the network:
+- ``mode=auto`` (the default): online only when credentials exist (``WANDB_API_KEY``, or a key that
+  ``wandb login`` stored in ~/.netrc) and the W&B server answers a TCP connection within 3 s;
+  otherwise offline. A ``WANDB_MODE`` environment variable wins over ``auto``.
+- ``online`` / ``offline`` / ``disabled``: as W&B defines them.
+Offline runs print the exact ``wandb sync <dir>`` command at the end (``finish_loggers``).
+
+Run names default to the command-line overrides (``routing.iterations=1,decoder.alpha=0``), and
+every job of one Hydra multirun joins one W&B group named after the sweep.
+"""
+
+import logging
+import netrc
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lightning.pytorch.loggers import Logger, WandbLogger
+
+from capsnet.run.hydra_runtime import hydra_config, in_multirun
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "online", "offline", "disabled")
+DEFAULT_HOST = "https://api.wandb.ai"
+# Overrides that say where or how a run is logged, not what it trains: left out of run names.
+NOT_IN_NAMES = (
+    "hydra.",
+    "paths.",
+    "logger",
+    "data.data_dir",
+    "data.sources",
+    "data.files",
+    "trainer.accelerator",
+)
+
+
+def _has_credentials(host: str) -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators(urlparse(host).hostname or host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def _reachable(host: str, timeout_s: float = 3.0) -> bool:
+    parsed = urlparse(host)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """The W&B mode to run in: ``auto`` becomes online or offline (see the module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"logger.wandb.mode={mode!r}; allowed: {', '.join(MODES)}")
+    if mode != "auto":
+        return mode
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
+    if not _has_credentials(host):
+        log.info("W&B: no credentials (WANDB_API_KEY or `wandb login`): logging offline")
+        return "offline"
+    if not _reachable(host):
+        log.info("W&B: %s is unreachable: logging offline", host)
+        return "offline"
+    return "online"
+
+
+def run_name_from_overrides(default: str) -> str:
+    """``key=value`` overrides of this job, comma-joined (``default`` when there are none)."""
+    hydra_cfg = hydra_config()
+    if hydra_cfg is None:
+        return default
+    kept = [o for o in hydra_cfg.overrides.task if not o.lstrip("+~").startswith(NOT_IN_NAMES)]
+    return ",".join(kept) or default
+
+
+def sweep_group() -> str | None:
+    """``<task>-<sweep folder>`` for a job of a Hydra multirun; None for a single run."""
+    if not in_multirun():
+        return None
+    hydra_cfg = hydra_config()
+    return f"{hydra_cfg.job.name}-{Path(hydra_cfg.sweep.dir).name}"
+
+
+def make_wandb_logger(
+    project: str,
+    save_dir: str,
+    mode: str = "auto",
+    entity: str | None = None,
+    name: str | None = None,
+    group: str | None = None,
+    tags: list[str] | None = None,
+    notes: str | None = None,
+    job_type: str | None = None,
+    log_model: bool | str = False,
+    id: str | None = None,
+) -> WandbLogger:
+    """Lightning's WandbLogger with the mode resolved, a name and a group (see the module docstring).
+
+    ``id``: resume into that W&B run (with ``resume="allow"``: it is created if it does not exist).
+    """
+    resolved = resolve_mode(mode)
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        project=project,
+        entity=entity,
+        name=name or run_name_from_overrides(default=job_type or "run"),
+        group=group or sweep_group(),
+        tags=list(tags or []),
+        notes=notes,
+        job_type=job_type,
+        save_dir=save_dir,
+        log_model=log_model,
+        id=id,
+        resume="allow" if id else None,
+        mode=resolved,
+    )
+
+
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Close W&B runs (so the next job of a multirun starts its own) and say how to sync offline ones."""
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger) or logger._experiment is None:
+            continue
+        import wandb
+
+        run = logger.experiment
+        offline = getattr(run.settings, "mode", None) == "offline" or getattr(run.settings, "_offline", False)
+        run_dir = Path(run.dir).parent if run.dir else None
+        wandb.finish()
+        if offline and run_dir is not None:
+            print(f"W&B run saved offline; to upload it: wandb sync {run_dir}", flush=True)

@@ -1,0 +1,185 @@
+"""The tasks the entry points run on a checked config, each in the order it happens: data, model,
+callbacks, loggers, trainer, then fit and test (or only test, or only predict).
+
+Workarounds for Lightning inside Hydra are in ``capsnet.run.workarounds``, named after what they work
+around; which checkpoint to resume, in ``capsnet.run.checkpoints``.
+"""
+
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import rich
+import rich.table
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from capsnet.callbacks.capsule_insights import CapsuleInsights
+from capsnet.errors import EXIT_INTERRUPTED, ConfigError
+from capsnet.models.loading import load_classifier
+from capsnet.run.checkpoints import checkpoint_to_resume, continue_wandb_run
+from capsnet.run.config_tree import print_config_tree
+from capsnet.run.loggers import finish_loggers
+from capsnet.run.workarounds import csv_header_written_by_a_spawned_process, ddp_relaunching_the_whole_sweep
+
+log = logging.getLogger(__name__)
+
+# Top-level config groups that a model class takes by name when its constructor has them (the CapsNet).
+MODEL_GROUPS = ("routing", "decoder", "loss")
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit (``train``), then test the best checkpoint (``test``). The final metrics go to
+    ``<output_dir>/metrics.json``; returns the ``optimized_metric``'s value, for sweepers."""
+    start(cfg)
+    ckpt_path = checkpoint_to_resume(cfg)
+    continue_wandb_run(cfg, ckpt_path)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model = build_model(cfg)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    try:
+        trainer: L.Trainer = hydra.utils.instantiate(
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, **ddp_relaunching_the_whole_sweep(cfg)
+        )
+        log_hyperparameters(loggers, cfg, model)
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        metrics = current_metrics(trainer)
+        if cfg.test:
+            csv_header_written_by_a_spawned_process(trainer, loggers)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint(trainer), weights_only=True)
+            metrics.update(current_metrics(trainer))
+        save_metrics(trainer, metrics, cfg.paths.output_dir)
+        return objective(metrics, cfg)
+    except SIGTERMException:
+        log.warning("Training interrupted; resume with ckpt_path=last (or the checkpoint's path)")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finally:
+        finish_loggers(loggers)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test the checkpoint ``ckpt_path``; the network comes from the checkpoint's hyperparameters."""
+    trainer, _ = tested_checkpoint(cfg)
+    metrics = current_metrics(trainer)
+    save_metrics(trainer, metrics, cfg.paths.output_dir)
+    return metrics
+
+
+def visualize(cfg: DictConfig) -> list[Path]:
+    """Test ``ckpt_path`` and write the capsule insights as PNG files (``figures_dir``, by default a
+    folder beside the checkpoint named after it); prints and returns their paths."""
+    figures_dir = cfg.get("figures_dir") or Path(cfg.ckpt_path).with_name(
+        f"{Path(cfg.ckpt_path).stem}_figures"
+    )
+    with open_dict(cfg):
+        cfg.callbacks.capsule_insights.png_dir = str(figures_dir)
+    _, callbacks = tested_checkpoint(cfg)
+    written = [path for c in callbacks if isinstance(c, CapsuleInsights) for path in c.publish.written]
+    for path in written:
+        print(path)
+    return written
+
+
+def tested_checkpoint(cfg: DictConfig) -> tuple[L.Trainer, list[L.Callback]]:
+    start(cfg)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model = load_classifier(cfg.ckpt_path)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    try:
+        trainer: L.Trainer = hydra.utils.instantiate(
+            cfg.trainer, callbacks=callbacks, logger=loggers or False
+        )
+        log_hyperparameters(loggers, cfg, model)
+        trainer.test(model, datamodule=datamodule)
+        return trainer, callbacks
+    finally:
+        finish_loggers(loggers)
+
+
+def predict(cfg: DictConfig) -> list:
+    """Classify ``input`` (an image file or a folder of them) with ``ckpt_path``; prints a table."""
+    from capsnet.data.image_files import input_files
+    from capsnet.run.prediction import predict as classify
+
+    files = input_files(cfg.input)
+    model = load_classifier(cfg.ckpt_path)
+    results = classify(model, files, Path(cfg.paths.output_dir), invert=str(cfg.invert).lower())
+    table = rich.table.Table("file", "class", "scores (0-9)", "reconstruction", "notes")
+    for result in results:
+        if result.notes:
+            log.info("%s: %s", result.path, "; ".join(result.notes))
+        table.add_row(
+            str(result.path),
+            str(result.label),
+            " ".join(f"{s:.2f}" for s in result.scores),
+            str(result.reconstruction or ""),
+            "; ".join(result.notes),
+        )
+    rich.print(table)
+    return results
+
+
+def start(cfg: DictConfig) -> None:
+    """Show and save the resolved config; seed every generator."""
+    print_config_tree(cfg, save_dir=cfg.paths.output_dir)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+
+def build_model(cfg: DictConfig) -> L.LightningModule:
+    """``model``, given the ``MODEL_GROUPS`` its class takes: ``routing.iterations`` reaches the CapsNet
+    as ``routing["iterations"]``, and the resolved config holds it once."""
+    model_class = hydra.utils.get_class(cfg.model._target_)
+    takes = inspect.signature(model_class).parameters
+    groups = {name: cfg[name] for name in MODEL_GROUPS if name in takes and name in cfg}
+    return hydra.utils.instantiate(cfg.model, **groups)
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """Each entry of a group like ``callbacks`` or ``logger`` that has a ``_target_``."""
+    return [hydra.utils.instantiate(c) for c in (group or {}).values() if c and "_target_" in c]
+
+
+def log_hyperparameters(loggers: list, cfg: DictConfig, model: L.LightningModule) -> None:
+    """The whole resolved config and the parameter counts, as every logger's hyperparameters."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    parameters = {
+        "total": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    for logger in loggers:
+        logger.log_hyperparams({**config, "parameters": parameters})
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint by validation accuracy, or None (then the current weights are tested)."""
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if not best:
+        log.warning("No best checkpoint (fast_dev_run or no validation): testing the current weights")
+    return best or None
+
+
+def current_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {key: float(value) for key, value in trainer.callback_metrics.items()}
+
+
+def save_metrics(trainer: L.Trainer, metrics: dict[str, float], output_dir: str) -> None:
+    if trainer.is_global_zero:
+        Path(output_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
+    """The value of ``optimized_metric`` (what sweepers optimize), or None when it is not set."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        raise ConfigError(f"optimized_metric={name!r} was not logged; logged: {', '.join(sorted(metrics))}")
+    return metrics[name]

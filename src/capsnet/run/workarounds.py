@@ -1,0 +1,49 @@
+"""Where Lightning, run inside Hydra, needs help: each function is named after what it works around."""
+
+import csv
+import logging
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import CSVLogger, Logger
+from omegaconf import DictConfig
+
+from capsnet.run.hydra_runtime import in_multirun
+
+log = logging.getLogger(__name__)
+
+
+def ddp_relaunching_the_whole_sweep(cfg: DictConfig) -> dict[str, str]:
+    """Trainer arguments that keep ``ddp`` in a local Hydra multirun from starting sweeps of its own.
+
+    Lightning's ``ddp`` starts the other ranks by running the script again with the same command
+    line (plus ``hydra.run.dir``): inside a multirun, that command is the whole sweep (``-m ...``),
+    so every rank would start a sweep of its own in new output folders. ``ddp_spawn`` starts the
+    ranks from inside the job instead. Under SLURM or torchrun the ranks already exist and ``ddp``
+    starts nothing, so it is kept.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    launched_outside = SLURMEnvironment.detect() or TorchElasticEnvironment.detect()
+    if in_multirun() and cfg.trainer.get("strategy") == "ddp" and not launched_outside:
+        log.info("trainer.strategy=ddp in a multirun: using ddp_spawn (see capsnet.run.workarounds)")
+        return {"strategy": "ddp_spawn"}
+    return {}
+
+
+def csv_header_written_by_a_spawned_process(trainer: L.Trainer, loggers: list[Logger]) -> None:
+    """Tell a CSV logger which columns its metrics file already has, before testing adds new ones.
+
+    Under ``ddp_spawn`` the file was written by a spawned process, so this process's writer does not
+    know its columns; when the test metrics add new ones, Lightning rewrites the file with only the
+    columns it knows, and fails on the rows written before (``dict contains fields not in fieldnames``).
+    """
+    if not trainer.is_global_zero:  # other ranks' loggers are placeholders
+        return
+    for logger in loggers:
+        if isinstance(logger, CSVLogger) and Path(logger.experiment.metrics_file_path).is_file():
+            with open(logger.experiment.metrics_file_path, newline="") as file:
+                header = next(csv.reader(file), [])
+            known = logger.experiment.metrics_keys
+            known.extend(key for key in header if key not in known)
+            known.sort()

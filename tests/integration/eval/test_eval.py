@@ -1,0 +1,45 @@
+"""src/eval.py: a checkpoint tested again gives the accuracy training reported, with the network the
+checkpoint was trained with; checkpoints written before the package had layers still load."""
+
+import csv
+import json
+import shutil
+
+import torch
+
+from tests.helpers import run_entry, run_in_process
+
+
+def test_eval_rebuilds_the_trained_network_and_agrees_with_training(
+    trained_capsnet, data_overrides, tmp_path
+):
+    with open(trained_capsnet.out / "csv" / "metrics.csv") as file:
+        train_test_acc = [float(row["test/acc"]) for row in csv.DictReader(file) if row["test/acc"]]
+    assert len(train_test_acc) == 1
+    saved = torch.load(trained_capsnet.best, map_location="cpu", weights_only=True)
+    assert saved["hyper_parameters"]["routing"]["iterations"] == 2
+
+    # eval rebuilds the 2-iteration network from the checkpoint, whatever its own config says.
+    result = run_entry("eval.py", [f"ckpt_path={trained_capsnet.best}", *data_overrides], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert abs(metrics["test/acc"] - train_test_acc[0]) < 1e-4
+    assert abs(metrics["test/acc"] + metrics["test/error"] - 1.0) < 1e-4
+    assert {"test/margin_loss", "test/reconstruction_loss", "test/total_loss"} <= set(metrics)
+    assert {"test/routing_entropy_iter1", "test/routing_entropy_iter2"} <= set(metrics)
+    assert "test/acc" in result.stdout  # the table of results
+
+
+def test_checkpoint_of_the_flat_package_still_loads(trained_capsnet, data_overrides, tmp_path):
+    """Checkpoints made before the restructuring name `capsnet.module.CapsNetModule` and carry the
+    routing, decoder and loss groups as hyperparameters under the same names: they load and test alike."""
+    old = torch.load(trained_capsnet.best, map_location="cpu", weights_only=True)
+    old["module_class"] = "capsnet.module.CapsNetModule"
+    old["hyper_parameters"]["scheduler"]["_target_"] = "capsnet.optim.exponential_decay"
+    torch.save(old, tmp_path / "old.ckpt")
+    shutil.copy(trained_capsnet.best, tmp_path / "new.ckpt")
+    for name in ("old", "new"):
+        overrides = [f"ckpt_path={tmp_path / name}.ckpt", *data_overrides, "callbacks=none"]
+        assert run_in_process("eval", overrides, tmp_path / name).code == 0
+    old_metrics = json.loads((tmp_path / "old" / "metrics.json").read_text())
+    assert old_metrics == json.loads((tmp_path / "new" / "metrics.json").read_text())

@@ -1,0 +1,121 @@
+"""Nothing lost: interruption and exact resume, determinism. The interruption tests send real signals to
+real training processes."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import ROOT, run_in_process
+
+STEPS_PER_EPOCH = 10  # 80 synthetic training images, batch 8
+
+
+EPOCHS = 3
+
+
+def _overrides(data_overrides, log_dir: Path) -> list[str]:
+    return [
+        *data_overrides,
+        f"trainer.max_epochs={EPOCHS}",
+        "trainer.deterministic=true",
+        "logger=csv",
+        "test=false",
+        f"paths.log_dir={log_dir}",
+    ]
+
+
+def _start(overrides: list[str], run_dir: Path) -> subprocess.Popen:
+    command = [sys.executable, str(ROOT / "src" / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL
+    )
+
+
+def _interrupt_during_epoch_1(process: subprocess.Popen, run_dir: Path, signum: int) -> str:
+    """Wait for the first epoch's checkpoint, then signal the process a little later, mid-training."""
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "epoch_000.ckpt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "training ended before epoch 1"
+        time.sleep(0.1)
+    time.sleep(0.8)
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=300)
+    return output
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_overrides):
+    root = tmp_path_factory.mktemp("uninterrupted")
+    result = run_in_process("train", _overrides(data_overrides, root / "logs"), root / "run")
+    assert result.code == 0, result.output[-3000:]
+    return root / "run"
+
+
+def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
+    tmp_path, data_overrides, uninterrupted
+):
+    logs = tmp_path / "logs"
+    first = logs / "train" / "runs" / "first"
+    process = _start(_overrides(data_overrides, logs), first)
+    output = _interrupt_during_epoch_1(process, first, signal.SIGTERM)
+    assert process.returncode == 143, output[-3000:]
+    assert "resumable checkpoint" in output and "ckpt_path=last" in output
+    saved = _load(first / "checkpoints" / "last.ckpt")
+    assert STEPS_PER_EPOCH <= saved["global_step"] < EPOCHS * STEPS_PER_EPOCH
+
+    resumed = run_in_process(
+        "train", [*_overrides(data_overrides, logs), "ckpt_path=last"], tmp_path / "resumed"
+    )
+    assert resumed.code == 0, resumed.output[-3000:]
+    assert f"resuming from {first / 'checkpoints' / 'last.ckpt'}" in resumed.output
+
+    expected, actual = (
+        _load(uninterrupted / "checkpoints" / "last.ckpt"),
+        _load(tmp_path / "resumed" / "checkpoints" / "last.ckpt"),
+    )
+    assert (actual["global_step"], actual["epoch"]) == (expected["global_step"], expected["epoch"]) == (30, 2)
+    for name, weight in expected["state_dict"].items():
+        assert torch.allclose(actual["state_dict"][name], weight, rtol=0, atol=1e-6), name
+    moments = zip(
+        expected["optimizer_states"][0]["state"].values(),
+        actual["optimizer_states"][0]["state"].values(),
+        strict=True,
+    )
+    for theirs, ours in moments:
+        assert torch.allclose(ours["exp_avg_sq"], theirs["exp_avg_sq"], rtol=0, atol=1e-6)
+    assert actual["lr_schedulers"] == expected["lr_schedulers"]
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path, data_overrides, uninterrupted):
+    """Two runs in this process: nothing carries over from one run to the next."""
+    again = run_in_process("train", _overrides(data_overrides, tmp_path / "logs"), tmp_path / "again")
+    assert again.code == 0, again.output[-3000:]
+    expected = json.loads((uninterrupted / "metrics.json").read_text())
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text()) == expected
+
+
+def test_ctrl_c_finishes_the_step_and_saves_a_checkpoint(tmp_path, data_overrides):
+    run_dir = tmp_path / "run"
+    process = _start(_overrides(data_overrides, tmp_path / "logs"), run_dir)
+    output = _interrupt_during_epoch_1(process, run_dir, signal.SIGINT)
+    assert process.returncode == 143, output[-3000:]
+    assert "Ctrl-C: finishing this training step" in output
+    assert _load(run_dir / "checkpoints" / "last.ckpt")["global_step"] >= STEPS_PER_EPOCH
+
+
+def test_last_without_any_checkpoint_is_a_clear_error(tmp_path, data_overrides):
+    result = run_in_process(
+        "train", [*_overrides(data_overrides, tmp_path / "logs"), "ckpt_path=last"], tmp_path
+    )
+    assert result.code == 2
+    assert "ckpt_path=last: no last.ckpt under" in result.output

@@ -1,0 +1,196 @@
+"""Hydra multiruns: a folder per job, job.json and metrics.json, failures, Optuna, the sweep summary."""
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import yaml
+from PIL import Image
+
+from tests.helpers import ROOT
+from tests.wandb_records import read_run
+
+TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
+
+
+def multirun(overrides: list[str], sweep_dir: Path) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "-m",
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL, env=env
+    )
+
+
+def summarize(sweep_dir: Path) -> SimpleNamespace:
+    """``scripts/summarize_sweep.py <sweep_dir>`` in this process: its exit code (``returncode``)."""
+    spec = importlib.util.spec_from_file_location("summarize_sweep", ROOT / "scripts" / "summarize_sweep.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            script.main([str(sweep_dir)])
+    except SystemExit as exit_:
+        return SimpleNamespace(returncode=exit_.code, stderr="")
+    return SimpleNamespace(returncode=0, stderr="")
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory, data_overrides):
+    sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
+    result = multirun([*data_overrides, *TINY, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep_dir
+
+
+def test_grid_runs_every_combination_in_its_own_folder(grid_sweep):
+    combos = set()
+    for job in range(4):
+        overrides = yaml.safe_load((grid_sweep / str(job) / ".hydra" / "overrides.yaml").read_text())
+        combos.add(tuple(o for o in overrides if o.startswith(("routing.iterations", "decoder.alpha"))))
+        record = json.loads((grid_sweep / str(job) / "job.json").read_text())
+        metrics = json.loads((grid_sweep / str(job) / "metrics.json").read_text())
+        assert record["status"] == "completed"
+        assert record["objective"] == metrics["val/acc_best"]  # what train() returned to the sweeper
+    assert combos == {
+        ("routing.iterations=1", "decoder.alpha=0"),
+        ("routing.iterations=1", "decoder.alpha=0.0005"),
+        ("routing.iterations=2", "decoder.alpha=0"),
+        ("routing.iterations=2", "decoder.alpha=0.0005"),
+    }
+    assert not (grid_sweep / "4").exists()
+
+
+def test_grid_jobs_share_one_wandb_group_named_after_the_sweep(grid_sweep):
+    runs = [
+        read_run(next((grid_sweep / str(job) / "wandb").glob("offline-run-*")))["run"] for job in range(4)
+    ]
+    assert {run.run_group for run in runs} == {f"train-{grid_sweep.name}"}
+    assert len({run.run_id for run in runs}) == 4
+    assert len({run.display_name for run in runs}) == 4
+
+
+def test_summary_has_a_row_per_job_and_a_plot(grid_sweep):
+    result = summarize(grid_sweep)
+    assert result.returncode == 0, result.stderr
+    rows = (grid_sweep / "summary.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:4] == ["job", "status", "decoder.alpha", "routing.iterations"] and "val/acc_best" in header
+    assert len(rows) == 1 + 4
+    assert all(row.split(",")[1] == "completed" for row in rows[1:])
+    assert "| job | status |" in (grid_sweep / "summary.md").read_text()
+
+    with Image.open(grid_sweep / "summary.png") as picture:
+        assert picture.size == (640, 2 * 400)  # one panel per swept parameter
+
+
+def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, data_overrides):
+    sweep_dir = tmp_path / "sweep"
+    overrides = [*data_overrides, *TINY, "logger=csv", "routing.iterations=0,1"]
+    overrides += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]  # in parallel, too
+    result = multirun(overrides, sweep_dir)
+    assert result.returncode != 0  # Hydra reports the failure at the end
+    assert "routing.iterations=0 is invalid" in result.stderr
+    failed = json.loads((sweep_dir / "0" / "job.json").read_text())
+    assert failed["status"] == "failed" and "routing.iterations=0" in failed["error"]
+    assert json.loads((sweep_dir / "1" / "job.json").read_text())["status"] == "completed"
+
+    summary = summarize(sweep_dir)
+    assert summary.returncode == 1  # not every job has results
+    text = (sweep_dir / "summary.md").read_text()
+    assert "Failed jobs:" in text and "- job 0 (routing.iterations=0)" in text
+    rows = [row.split(",") for row in (sweep_dir / "summary.csv").read_text().splitlines()[1:]]
+    assert [(row[0], row[1]) for row in rows] == [("1", "completed"), ("0", "failed")]
+
+
+def test_optuna_search_finishes_reports_the_best_and_resumes(tmp_path, data_overrides):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = [*data_overrides, *TINY, "logger=csv", "hparams_search=capsnet_optuna"]
+    common += [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=test"]
+    first = multirun([*common, "hydra.sweeper.n_trials=2"], tmp_path / "first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = yaml.safe_load((tmp_path / "first" / "optimization_results.yaml").read_text())
+    values = [
+        json.loads((tmp_path / "first" / str(n) / "metrics.json").read_text())["val/acc_best"]
+        for n in range(2)
+    ]
+    assert results["best_value"] == max(values)
+    assert set(results["best_params"]) == {
+        "routing.iterations",
+        "decoder.alpha",
+        "loss.margin_weight",
+        "model.optimizer.lr",
+    }
+    second = multirun([*common, "hydra.sweeper.n_trials=1"], tmp_path / "second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    study = optuna.load_study(study_name="test", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+
+
+def test_summary_names_jobs_without_results_and_jobs_never_started(tmp_path):
+    """A sweep killed midway: job 0 finished, job 1 started but wrote nothing, job 2 never started."""
+    sweep = tmp_path / "sweep"
+    hydra_overrides = {
+        "hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"}}
+    }
+    hydra_overrides["hydra"]["overrides"] = {"task": ["routing.iterations=1,2,3"]}
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(
+        yaml.safe_dump({**hydra_overrides, "optimized_metric": "val/acc_best"})
+    )
+    for job, iterations in ((0, 1), (1, 2)):
+        (sweep / str(job) / ".hydra").mkdir(parents=True)
+        (sweep / str(job) / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([f"routing.iterations={iterations}"])
+        )
+    (sweep / "0" / "job.json").write_text(json.dumps({"status": "completed"}))
+    (sweep / "0" / "metrics.json").write_text(json.dumps({"val/acc_best": 0.5, "test/acc": 0.4}))
+    result = summarize(sweep)
+    assert result.returncode == 1
+    text = (sweep / "summary.md").read_text()
+    assert "Jobs without results (running or killed):\n- job 1 (routing.iterations=2)" in text
+    assert "Jobs never started: 2 (of 3 expected)" in text
+
+
+def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "experiment=capsnet_vs_cnn",
+        *data_overrides,
+        *TINY,
+    ]
+    result = subprocess.run(
+        [*command, f"hydra.sweep.dir={sweep}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    models = [yaml.safe_load((sweep / str(job) / ".hydra" / "overrides.yaml").read_text()) for job in (0, 1)]
+    assert [next(o for o in job if o.startswith("model=")) for job in models] == [
+        "model=capsnet",
+        "model=baseline_cnn",
+    ]
+    for job in (0, 1):
+        assert "test/acc" in (sweep / str(job) / "metrics.json").read_text()

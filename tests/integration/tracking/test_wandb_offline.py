@@ -1,0 +1,121 @@
+"""An offline W&B run read back, the CSV logger's pictures, and scripts/visualize.py. Nothing here
+needs a network or a W&B account, and nothing prompts."""
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from tests.helpers import run_entry
+from tests.wandb_records import read_run
+
+CELL = 28 + 2  # an MNIST image and the grid's padding
+
+
+@pytest.fixture(scope="module")
+def wandb_run(trained_capsnet):
+    """The shared training run (``logger=many``: W&B offline and CSV), its W&B run folder."""
+    (run_dir,) = (trained_capsnet.out / "wandb").glob("offline-run-*")
+    return SimpleNamespace(out=trained_capsnet.out, run_dir=run_dir, stdout=trained_capsnet.output)
+
+
+def test_offline_run_says_how_to_sync_it(wandb_run):
+    commands = re.findall(r"to upload it: wandb sync (\S+)", wandb_run.stdout)
+    assert commands == [str(wandb_run.run_dir)]
+
+
+def test_offline_run_holds_config_and_metrics(wandb_run):
+    run = read_run(wandb_run.run_dir)
+    assert run["run"].display_name.endswith(
+        "trainer.max_epochs=2,trainer.log_every_n_steps=1,routing.iterations=2"
+    )
+    assert "logger.wandb.log_model" not in run["run"].display_name  # where it logs, not what it trains
+    assert run["config"]["routing"]["iterations"] == 2
+    assert "routing" not in run["config"]["model"]  # each value once (the module gets the group by name)
+    assert run["config"]["parameters"]["total"] == 8_215_568
+    logged = {key for row in run["history"] for key in row}
+    for stage in ("val", "test"):
+        for name in ("acc", "error", "margin_loss", "reconstruction_loss", "total_loss"):
+            assert f"{stage}/{name}" in logged
+        assert {f"{stage}/routing_entropy_iter{r}" for r in (1, 2)} <= logged
+    assert {"train/total_loss", "train/margin_loss", "train/reconstruction_loss", "train/lr"} <= logged
+    assert {f"test/acc_class_{k}" for k in range(10)} <= logged
+    test_acc = [row["test/acc"] for row in run["history"] if "test/acc" in row]
+    assert len(test_acc) == 1 and 0.0 <= test_acc[0] <= 1.0
+    # Iteration 1's couplings are uniform over 10 parents: entropy log(10).
+    entropy_1 = [
+        row["val/routing_entropy_iter1"] for row in run["history"] if "val/routing_entropy_iter1" in row
+    ]
+    assert entropy_1 and all(v == pytest.approx(2.302585, abs=1e-4) for v in entropy_1)
+
+
+def test_offline_run_holds_the_pictures(wandb_run):
+    run = read_run(wandb_run.run_dir)
+    images = {}
+    for row in run["history"]:
+        for key, value in row.items():
+            if key.endswith("/filenames"):
+                images.setdefault(key.removesuffix("/filenames"), []).append((value, row))
+    expected = {
+        "val/reconstructions": (8 * CELL + 2, 2 * CELL + 2),
+        "test/reconstructions": (8 * CELL + 2, 2 * CELL + 2),
+        "test/pose_perturbation": (11 * CELL + 2, 3 * 16 * CELL + 2),  # 11 offsets x (3 digits x 16 dims)
+        "test/routing_entropy": (640, 400),
+        "test/confusion_matrix": (520, 530),
+    }
+    assert set(expected) <= set(images)
+    assert len(images["val/reconstructions"]) == 2  # every validation epoch (not the sanity check)
+    for key, size in expected.items():
+        for filenames, row in images[key]:
+            (name,) = filenames
+            with Image.open(wandb_run.run_dir / "files" / name) as picture:
+                assert picture.size == size == (row[f"{key}/width"], row[f"{key}/height"])
+    histograms = {
+        key.removesuffix("/values") for row in run["history"] for key in row if key.endswith("/values")
+    }
+    assert {
+        "test/final_couplings/c_ij",
+        "test/capsule_lengths/true class",
+        "test/capsule_lengths/other classes",
+    } <= (histograms)
+
+
+def test_offline_run_holds_the_checkpoint_as_a_model_artifact(wandb_run):
+    from wandb.proto import wandb_internal_pb2
+
+    from tests.wandb_records import _payloads
+
+    (path,) = wandb_run.run_dir.glob("run-*.wandb")
+    artifacts = []
+    for payload in _payloads(path.read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "artifact":
+            artifacts.append(record.artifact)
+    assert artifacts and all(a.type == "model" for a in artifacts)
+    assert any("best" in a.aliases for a in artifacts)
+    assert all([entry.path for entry in a.manifest.contents] == ["model.ckpt"] for a in artifacts)
+
+
+def test_csv_logger_gets_the_pictures_as_png_files(wandb_run):
+    media = wandb_run.out / "csv" / "media"
+    names = sorted(path.name for path in media.glob("*.png"))
+    assert any(name.startswith("val_reconstructions_step") for name in names)
+    assert any(name.startswith("test_confusion_matrix_step") for name in names)
+    assert any(name.startswith("test_capsule_lengths_step") for name in names)  # the histogram, drawn
+
+
+def test_visualize_writes_pngs_next_to_the_checkpoint(wandb_run, data_overrides, tmp_path):
+    checkpoint = wandb_run.out / "checkpoints" / "last.ckpt"
+    result = run_entry("visualize.py", [*data_overrides, f"ckpt_path={checkpoint}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [Path(line) for line in result.stdout.splitlines() if line.endswith(".png")]
+    sizes = {path.name: Image.open(path).size for path in printed}
+    assert all(path.parent == checkpoint.parent / "last_figures" for path in printed)
+    assert sizes["test_reconstructions.png"] == (8 * CELL + 2, 2 * CELL + 2)
+    assert sizes["test_pose_perturbation.png"] == (11 * CELL + 2, 3 * 16 * CELL + 2)
+    assert sizes["test_routing_entropy.png"] == (640, 400)
+    assert sizes["test_confusion_matrix.png"] == (520, 530)
+    assert {"test_final_couplings.png", "test_capsule_lengths.png"} <= set(sizes)

@@ -1,0 +1,63 @@
+"""src/train.py on the synthetic dataset: one batch of everything, the time-to-accuracy experiment, the
+run-length line, compilation."""
+
+import csv
+
+import pytest
+
+from tests.helpers import run_entry, run_in_process
+
+
+def test_train_fast_dev_run(tmp_path, data_overrides):
+    result = run_in_process("train", ["debug=fast_dev_run", *data_overrides], tmp_path)
+    assert result.code == 0, result.output[-3000:]
+    assert "CONFIG" in result.output  # the config tree
+    assert "test/acc" in result.output
+    assert (tmp_path / "resolved_config.yaml").read_text().count("iterations: 3") == 1  # held once
+
+
+def test_the_run_says_how_long_it_will_take(trained_capsnet):
+    """20 steps: timed from the second to the sixth, then one line with what is left."""
+    line = next(line for line in trained_capsnet.output.splitlines() if "Training on cpu" in line)
+    assert "precision 32-true: 14 steps left at" in line and "s/step, about 1 min more" in line
+    assert line.endswith("for a fast result on a CPU: python src/train.py experiment=fast_cpu")
+
+
+def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overrides):
+    """One-cycle schedule sized by the Trainer, bf16, and the stop at the target accuracy."""
+    overrides = [
+        "experiment=fast_cpu",
+        "model.compile=false",  # compiling is covered by a slow test
+        "logger=csv",
+        "trainer.max_epochs=3",
+        "trainer.val_check_interval=5",  # steps: the first validation is half-way through epoch 0
+    ]
+    overrides += ["callbacks.stop_at_accuracy.target=0.0", *data_overrides]  # any accuracy reaches 0.0
+    result = run_in_process("train", overrides, tmp_path)
+    assert result.code == 0, result.output[-3000:]
+    with open(tmp_path / "csv" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    stops = [row for row in rows if row.get("time_to_target_s")]
+    assert len(stops) == 1 and float(stops[0]["time_to_target_s"]) > 0
+    # 80 training images in batches of 8: the first validation comes after step 5, and the run stops
+    # there, within the first epoch.
+    assert max(int(row["step"]) for row in rows) == 5
+    assert any(row.get("test/acc") for row in rows)
+
+
+def test_stop_at_accuracy_refuses_a_metric_validation_does_not_log(tmp_path, data_overrides):
+    overrides = ["experiment=fast_cpu", "model.compile=false", "logger=csv", "trainer.val_check_interval=5"]
+    overrides += ["callbacks.stop_at_accuracy.monitor=val/accuracy", *data_overrides]
+    result = run_in_process("train", overrides, tmp_path)
+    assert result.code == 2, result.output[-3000:]
+    assert "callbacks.stop_at_accuracy.monitor='val/accuracy' is not logged by validation" in result.output
+    assert "val/acc," in result.output  # the names it could have been
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_tests(tmp_path, data_overrides):
+    """model.compile=true: torch.compile of the whole network, routing included (about a minute)."""
+    result = run_entry("train.py", ["debug=fast_dev_run", "model.compile=true", *data_overrides], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/acc" in result.stdout

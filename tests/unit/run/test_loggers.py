@@ -1,0 +1,41 @@
+"""The W&B mode, run name and group, decided without a network."""
+
+import os
+
+import pytest
+
+from capsnet.run.loggers import resolve_mode, run_name_from_overrides, sweep_group
+from tests.helpers import compose_config
+
+
+def test_auto_mode_is_offline_without_credentials(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_mode("auto") == "offline"
+
+
+def test_auto_mode_is_offline_when_the_server_is_unreachable(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: refused at once
+    assert resolve_mode("auto") == "offline"
+
+
+def test_explicit_modes_and_the_environment_win(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert resolve_mode("auto") == "disabled"
+    assert resolve_mode("offline") == "offline"
+    with pytest.raises(ValueError, match=r"logger\.wandb\.mode"):
+        resolve_mode("sometimes")
+
+
+def test_run_name_is_the_overrides_that_change_the_model():
+    compose_config(
+        "train", ["routing.iterations=2", "logger=csv", "paths.output_dir=/tmp/x", "decoder.alpha=0"]
+    )
+    assert run_name_from_overrides(default="train") == "routing.iterations=2,decoder.alpha=0"
+    assert sweep_group() is None  # a single run
+    compose_config("train", ["logger=csv"])
+    assert run_name_from_overrides(default="train") == "train"
