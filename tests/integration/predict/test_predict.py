@@ -2,7 +2,7 @@
 
 from PIL import Image, ImageDraw
 
-from tests.helpers import run_entry, run_in_process
+from tests.helpers import run_in_process
 
 
 def _dark_digit_on_white(path, size=(64, 80)):
@@ -16,11 +16,11 @@ def test_predict_converts_classifies_and_reconstructs(trained_capsnet, tmp_path)
     folder.mkdir()
     _dark_digit_on_white(folder / "one.png")
     Image.new("L", (28, 28), 0).save(folder / "blank.png")
-    result = run_entry(
-        "predict.py", [f"ckpt_path={trained_capsnet.last}", f"input={folder}"], tmp_path / "out"
+    result = run_in_process(
+        "predict", [f"ckpt_path={trained_capsnet.last}", f"input={folder}"], tmp_path / "out"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    said = result.stdout + result.stderr
+    assert result.code == 0, result.output[-3000:]
+    said = result.output
     assert "one.png: converted from RGB to greyscale; resized from 64x80 to 28x28; inverted" in said
     for name in ("one", "blank"):
         with Image.open(tmp_path / "out" / f"{name}_reconstruction.png") as picture:

@@ -28,7 +28,7 @@ def multirun(overrides: list[str], sweep_dir: Path) -> subprocess.CompletedProce
 def test_ddp_on_cpu_scores_exactly_the_test_set(tmp_path, data_overrides):
     """Two gloo processes on the 37-image test set: Lightning's sampler would pad it to 38."""
     train = run_entry(
-        "train.py", [*data_overrides, "trainer=ddp_cpu", "trainer.max_epochs=2", "logger=csv"], tmp_path
+        "train.py", [*data_overrides, "trainer=ddp_cpu", "trainer.max_epochs=1", "logger=csv"], tmp_path
     )
     assert train.returncode == 0, train.stderr[-3000:]
     assert not (tmp_path / "train_ddp_process_1").exists()

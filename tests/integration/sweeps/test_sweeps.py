@@ -166,26 +166,8 @@ def test_summary_names_jobs_without_results_and_jobs_never_started(tmp_path):
 
 
 def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT
-
     sweep = tmp_path / "sweep"
-    command = [
-        sys.executable,
-        str(ROOT / "src" / "train.py"),
-        "experiment=capsnet_vs_cnn",
-        *data_overrides,
-        *TINY,
-    ]
-    result = subprocess.run(
-        [*command, f"hydra.sweep.dir={sweep}"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        stdin=subprocess.DEVNULL,
-    )
+    result = multirun(["experiment=capsnet_vs_cnn", *data_overrides, *TINY, "logger=csv"], sweep)
     assert result.returncode == 0, result.stderr[-3000:]
     models = [yaml.safe_load((sweep / str(job) / ".hydra" / "overrides.yaml").read_text()) for job in (0, 1)]
     assert [next(o for o in job if o.startswith("model=")) for job in models] == [

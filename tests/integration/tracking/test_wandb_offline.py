@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from tests.helpers import run_entry
+from tests.helpers import run_in_process
 from tests.wandb_records import read_run
 
 CELL = 28 + 2  # an MNIST image and the grid's padding
@@ -109,9 +109,10 @@ def test_csv_logger_gets_the_pictures_as_png_files(wandb_run):
 
 def test_visualize_writes_pngs_next_to_the_checkpoint(wandb_run, data_overrides, tmp_path):
     checkpoint = wandb_run.out / "checkpoints" / "last.ckpt"
-    result = run_entry("visualize.py", [*data_overrides, f"ckpt_path={checkpoint}"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    printed = [Path(line) for line in result.stdout.splitlines() if line.endswith(".png")]
+    result = run_in_process("visualize", [*data_overrides, f"ckpt_path={checkpoint}"], tmp_path)
+    assert result.code == 0, result.output[-3000:]
+    printed = [Path(line) for line in result.output.splitlines() if line.endswith(".png")]
+    assert printed == result.value  # what it printed is what it wrote
     sizes = {path.name: Image.open(path).size for path in printed}
     assert all(path.parent == checkpoint.parent / "last_figures" for path in printed)
     assert sizes["test_reconstructions.png"] == (8 * CELL + 2, 2 * CELL + 2)
