@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from capsnet.data.idx import read_idx, write_idx
+from capsnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +27,26 @@ def cache_key(*parts) -> str:
     return hashlib.md5(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _verified(stem: Path, saved: dict) -> dict[str, np.ndarray]:
+    """The arrays a cache record describes, read back; raises if a file is missing, damaged or altered."""
+    arrays = {
+        name: read_idx(Path(f"{stem}-{name}.idx")).view(np.dtype(saved["dtype"][name])).reshape(shape)
+        for name, shape in saved["shape"].items()
+    }
+    wrong = [name for name, digest in saved["md5"].items() if md5_of(arrays[name]) != digest]
+    if wrong or set(arrays) != set(saved["md5"]):
+        raise ValueError(f"checksums fail: {', '.join(wrong) or 'files'}")
+    return arrays
+
+
 def cached_arrays(stem: Path, make: Callable[[], dict[str, np.ndarray]], info: dict) -> dict[str, np.ndarray]:
     """``make()``'s arrays, from ``<stem>-<name>.idx`` when those match the MD5s in ``<stem>.json``."""
     record = Path(f"{stem}.json")
     if record.is_file():
-        saved = json.loads(record.read_text())
-        paths = {name: Path(f"{stem}-{name}.idx") for name in saved["md5"]}
-        if all(path.is_file() for path in paths.values()):
-            arrays = {
-                name: read_idx(path).view(np.dtype(saved["dtype"][name])).reshape(saved["shape"][name])
-                for name, path in paths.items()
-            }
-            if all(md5_of(arrays[name]) == digest for name, digest in saved["md5"].items()):
-                return arrays
-        log.warning("%s: cached arrays fail their checksums; generating them again", stem)
+        try:
+            return _verified(stem, json.loads(record.read_text()))
+        except (ValueError, KeyError, TypeError, OSError, DataError) as problem:  # unreadable or wrong
+            log.warning("%s: cached arrays unusable (%s); generating them again", stem, problem)
     arrays = make()
     stem.parent.mkdir(parents=True, exist_ok=True)
     for name, array in arrays.items():

@@ -128,6 +128,12 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = load_split(self.spec, split)
+        if tuple(images.shape[1:]) != tuple(self.image_shape[1:]) or self.image_shape[0] != 1:
+            raise ConfigError(
+                f"data.image_shape={list(self.image_shape)}, but {self.spec.raw_dir} holds "
+                f"{'x'.join(map(str, images.shape[1:]))} greyscale images: set data.image_shape=[1, "
+                f"{', '.join(map(str, images.shape[1:]))}]"
+            )
         images = torch.from_numpy(images).view(len(images), *self.image_shape)  # uint8, no copy
         labels = torch.from_numpy(labels.astype("int64"))
         if int(labels.max()) >= self.num_classes:

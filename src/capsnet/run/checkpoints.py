@@ -3,11 +3,13 @@
 import logging
 from pathlib import Path
 
-import torch
+import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.callbacks.wandb_run_id import WANDB_RUN_ID_KEY
 from capsnet.errors import ConfigError
+from capsnet.models.classifier import MODULE_CLASS_KEY
+from capsnet.models.loading import module_class_of
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +33,47 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     return str(newest)
 
 
-def continue_wandb_run(cfg: DictConfig, ckpt_path: str | None) -> None:
+def check_resumable(checkpoint: dict, ckpt_path: str, model: L.LightningModule) -> None:
+    """Refuse to resume, by name, a checkpoint of another model class or other hyperparameters.
+
+    Lightning would load a checkpoint of another class until a state-dict key fails, and one of the
+    same network with other hyperparameters (``routing.iterations=1`` resumed with 3) silently, with
+    the run recording the new values. ``compile`` may differ: it changes how, not what, is computed.
+    """
+    if module_class_of(checkpoint, ckpt_path) is not type(model):
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} holds a {checkpoint[MODULE_CLASS_KEY].rsplit('.', 1)[-1]}, "
+            f"this run trains a {type(model).__name__}: choose its model= or another checkpoint"
+        )
+    saved, wanted = _flat(checkpoint.get("hyper_parameters", {})), _flat(dict(model.hparams))
+    differ = [
+        f"{key}: {saved.get(key)!r} in the checkpoint, {wanted.get(key)!r} now"
+        for key in sorted(set(saved) | set(wanted))
+        if saved.get(key) != wanted.get(key) and key != "compile"
+    ]
+    if differ:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} was trained with other settings ({'; '.join(differ)}): resume with "
+            "the settings it was trained with, or start a new run"
+        )
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """{"routing": {"iterations": 3}} -> {"routing.iterations": 3}; lists become tuples."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def continue_wandb_run(cfg: DictConfig, checkpoint: dict) -> None:
     """Resuming a run that logged to W&B continues the same W&B run (unless ``logger.wandb.id`` is set)."""
-    if not ckpt_path or OmegaConf.select(cfg, "logger.wandb") is None or cfg.logger.wandb.get("id"):
+    if OmegaConf.select(cfg, "logger.wandb") is None or cfg.logger.wandb.get("id"):
         return
-    run_id = torch.load(ckpt_path, map_location="cpu", weights_only=True).get(WANDB_RUN_ID_KEY)
+    run_id = checkpoint.get(WANDB_RUN_ID_KEY)
     if run_id:
         with open_dict(cfg):
             cfg.logger.wandb.id = run_id

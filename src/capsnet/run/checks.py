@@ -55,7 +55,11 @@ def boolean(key: str) -> Rule:
     return Rule(key, "true or false", lambda v: isinstance(v, bool))
 
 
-PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64", "64-true")
+# The images are float32: whole-network 16/bf16/64-bit precisions ("-true", "64") would meet them with
+# another dtype. Mixed precision keeps float32 weights and casts inside autocast.
+PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
+MAX_SEED = 2**32 - 1  # what numpy (and so Lightning's seed_everything) accepts
+MAX_TAG = 64  # W&B refuses longer tags
 
 RULES: tuple[Rule, ...] = (
     int_at_least("routing.iterations", 1),
@@ -81,10 +85,29 @@ RULES: tuple[Rule, ...] = (
     number_in("model.scheduler.decay_rate", 0.0, 1.0, open_low=True, optional=True),
     int_at_least("model.scheduler.decay_steps", 1, optional=True),
     number_in("model.net.weight_init_std", 0.0, open_low=True, optional=True),
-    int_at_least("trainer.max_epochs", -1, optional=True),
+    Rule(
+        "trainer.max_epochs",
+        "an integer >= 1, or -1 for no limit (then trainer.max_steps ends the run); 0 trains nothing",
+        lambda v: _is_int(v) and (v >= 1 or v == -1),
+        optional=True,
+    ),
+    Rule(
+        "trainer.max_steps",
+        "an integer >= 1, or -1 for no limit; 0 trains nothing",
+        lambda v: _is_int(v) and (v >= 1 or v == -1),
+        optional=True,
+    ),
     number_in("callbacks.stop_at_accuracy.target", 0.0, 1.0, optional=True),
     Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
-    int_at_least("seed", 0, optional=True),
+    Rule(
+        "seed", f"an integer in [0, {MAX_SEED}]", lambda v: _is_int(v) and 0 <= v <= MAX_SEED, optional=True
+    ),
+    Rule(
+        "tags",
+        f"a list of tags of 1 to {MAX_TAG} characters",
+        lambda v: isinstance(v, list) and all(isinstance(t, str) and 1 <= len(t) <= MAX_TAG for t in v),
+        optional=True,
+    ),
     int_at_least("malloc_mmap_threshold", 0, optional=True),
     Rule("huge_pages", "true or false", lambda v: isinstance(v, bool), optional=True),
     Rule("skip_triton_on_cpu", "true or false", lambda v: isinstance(v, bool), optional=True),

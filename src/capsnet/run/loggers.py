@@ -58,12 +58,23 @@ def _reachable(host: str, timeout_s: float = 3.0) -> bool:
         return False
 
 
+def without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` taken out: for messages and logs."""
+    parsed = urlparse(url)
+    if not (parsed.username or parsed.password):
+        return url
+    host = parsed.hostname + (f":{parsed.port}" if parsed.port else "")
+    return parsed._replace(netloc=f"***@{host}").geturl()
+
+
 def resolve_mode(mode: str) -> str:
     """The W&B mode to run in: ``auto`` becomes online or offline (see the module docstring)."""
     if mode not in MODES:
         raise ValueError(f"logger.wandb.mode={mode!r}; allowed: {', '.join(MODES)}")
     if mode != "auto":
         return mode
+    if "WANDB_MODE" in os.environ and not os.environ["WANDB_MODE"].strip():
+        del os.environ["WANDB_MODE"]  # an empty WANDB_MODE= is no choice (and W&B would refuse it)
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
@@ -71,7 +82,7 @@ def resolve_mode(mode: str) -> str:
         log.info("W&B: no credentials (WANDB_API_KEY or `wandb login`): logging offline")
         return "offline"
     if not _reachable(host):
-        log.info("W&B: %s is unreachable: logging offline", host)
+        log.info("W&B: %s is unreachable: logging offline", without_credentials(host))
         return "offline"
     return "online"
 

@@ -8,6 +8,7 @@ around; which checkpoint to resume, in ``capsnet.run.checkpoints``.
 import inspect
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.callbacks.capsule_insights import CapsuleInsights
 from capsnet.errors import EXIT_INTERRUPTED, ConfigError
-from capsnet.models.loading import load_classifier
-from capsnet.run.checkpoints import checkpoint_to_resume, continue_wandb_run
+from capsnet.models.loading import load_classifier, read_checkpoint
+from capsnet.run.checkpoints import check_resumable, checkpoint_to_resume, continue_wandb_run
 from capsnet.run.config_tree import print_config_tree
 from capsnet.run.loggers import finish_loggers
 from capsnet.run.workarounds import csv_header_written_by_a_spawned_process, ddp_relaunching_the_whole_sweep
@@ -37,9 +38,12 @@ def train(cfg: DictConfig) -> float | None:
     ``<output_dir>/metrics.json``; returns the ``optimized_metric``'s value, for sweepers."""
     start(cfg)
     ckpt_path = checkpoint_to_resume(cfg)
-    continue_wandb_run(cfg, ckpt_path)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg)
+    if ckpt_path:  # the checkpoint must be this model's, with these settings; its W&B run continues
+        checkpoint = read_checkpoint(ckpt_path)
+        check_resumable(checkpoint, ckpt_path, model)
+        continue_wandb_run(cfg, checkpoint)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     try:
@@ -74,9 +78,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def visualize(cfg: DictConfig) -> list[Path]:
     """Test ``ckpt_path`` and write the capsule insights as PNG files (``figures_dir``, by default a
     folder beside the checkpoint named after it); prints and returns their paths."""
-    figures_dir = cfg.get("figures_dir") or Path(cfg.ckpt_path).with_name(
-        f"{Path(cfg.ckpt_path).stem}_figures"
-    )
+    checkpoint = Path(cfg.ckpt_path)
+    figures_dir = Path(cfg.get("figures_dir") or checkpoint.with_name(f"{checkpoint.stem}_figures"))
+    try:  # before testing anything: a folder that cannot be written would waste the whole test
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=figures_dir).close()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(
+            f"figures_dir={figures_dir}: cannot write there ({reason}); give figures_dir="
+        ) from None
     with open_dict(cfg):
         cfg.callbacks.capsule_insights.png_dir = str(figures_dir)
     _, callbacks = tested_checkpoint(cfg)

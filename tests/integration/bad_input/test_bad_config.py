@@ -22,6 +22,15 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("trainer.precision=8", 2, "trainer.precision=8 is invalid"),
     ("trainer.max_epochs=-5", 2, "trainer.max_epochs=-5 is invalid"),
     ("seed=-1", 2, "seed=-1 is invalid"),
+    ("seed=5000000000", 2, "seed=5000000000 is invalid; allowed: an integer in [0, 4294967295]"),
+    ("tags=[" + "x" * 65 + "]", 2, "allowed: a list of tags of 1 to 64 characters"),
+    ("tags=['']", 2, "tags=[''] is invalid; allowed: a list of tags of 1 to 64 characters"),
+    ("trainer.max_epochs=0", 2, "trainer.max_epochs=0 is invalid; allowed: an integer >= 1, or -1"),
+    ("trainer.max_steps=0", 2, "trainer.max_steps=0 is invalid"),
+    ("trainer.precision=64", 2, "trainer.precision=64 is invalid; allowed: one of 32, 32-true, bf16-mixed"),
+    ("trainer.precision=64-true", 2, "trainer.precision='64-true' is invalid"),
+    ("trainer.precision=bf16-true", 2, "trainer.precision='bf16-true' is invalid"),
+    ("trainer.precision=16-true", 2, "trainer.precision='16-true' is invalid"),
     ("experiment=fast_cpu callbacks.stop_at_accuracy.target=99", 2, "stop_at_accuracy.target=99 is invalid"),
     ("logger.wandb.mode=sometimes", 2, "logger.wandb.mode='sometimes' is invalid"),
     ("malloc_mmap_threshold=-1", 2, "malloc_mmap_threshold=-1 is invalid"),
@@ -63,3 +72,19 @@ def test_missing_data_names_every_source_tried(tmp_path):
     assert result.code == 3
     assert "cannot get verified MNIST files" in result.output
     assert "train-images-idx3-ubyte is missing" in result.output
+
+
+# Values that only the data can judge: refused once the files are read, before any training.
+BAD_FOR_THE_DATA = [
+    ("data.val_size=1000", "data.val_size=1000 must be in [0, 95]"),
+    ("data.num_classes=5", "data.num_classes=5, but"),
+    ("data.image_shape=[1,32,32]", "data.image_shape=[1, 32, 32], but"),
+]
+
+
+@pytest.mark.parametrize(("override", "expected"), BAD_FOR_THE_DATA, ids=[c[0] for c in BAD_FOR_THE_DATA])
+def test_a_value_the_data_cannot_meet_ends_with_one_line(tmp_path, data_overrides, override, expected):
+    result = run_in_process("train", [*data_overrides, override], tmp_path)
+    assert result.code == 2, result.output[-2000:]
+    assert expected in result.output
+    assert "Traceback" not in result.output

@@ -1,5 +1,6 @@
 """The generated affNIST proxy: seeded, within its ranges, regenerated when its cache is corrupt."""
 
+import pytest
 import torch
 
 
@@ -40,7 +41,8 @@ def test_affine_transform_moves_as_stated():
     assert torch.equal(shifted[0, 3:31, 11:39], torch.from_numpy(images[0]))  # 5 right, 3 up
 
 
-def test_corrupt_cached_proxy_is_generated_again(tmp_path):
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated idx", "empty json"])
+def test_corrupt_cached_proxy_is_generated_again(tmp_path, damage):
     from capsnet.data.affine import AffineRanges, affine_test_set
 
     images, labels = _digits()
@@ -48,6 +50,12 @@ def test_corrupt_cached_proxy_is_generated_again(tmp_path):
     (cached,) = tmp_path.glob("*-images.idx")
     data = bytearray(cached.read_bytes())
     data[-1] ^= 0xFF
-    cached.write_bytes(bytes(data))
+    if damage == "flipped byte":
+        cached.write_bytes(bytes(data))
+    elif damage == "truncated idx":
+        cached.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        (record,) = tmp_path.glob("*.json")
+        record.write_text("")
     again = affine_test_set(tmp_path, images, labels, seed=0, ranges=AffineRanges())
     assert (again[0] == made[0]).all()

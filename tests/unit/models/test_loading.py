@@ -1,15 +1,12 @@
 """A checkpoint is a pickle: loading one must never run the code a crafted file carries."""
 
 import os
-import pickle
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from capsnet.errors import ConfigError
-from capsnet.models.loading import load_classifier
-from capsnet.run.checkpoints import continue_wandb_run
+from capsnet.models.loading import load_classifier, read_checkpoint
 
 
 class _Payload:
@@ -37,14 +34,30 @@ def crafted_checkpoint(tmp_path):
 
 def test_loading_a_crafted_checkpoint_runs_nothing(crafted_checkpoint):
     path, marker = crafted_checkpoint
-    with pytest.raises(ConfigError, match="refused, it holds more than weights"):
+    with pytest.raises(ConfigError, match="refused, it is not weights and values only"):
         load_classifier(str(path))
     assert not marker.exists()
 
 
-def test_reading_the_wandb_run_of_a_crafted_checkpoint_runs_nothing(crafted_checkpoint):
+def test_reading_a_crafted_checkpoint_names_what_it_asks_for(crafted_checkpoint):
     path, marker = crafted_checkpoint
-    cfg = OmegaConf.create({"logger": {"wandb": {"id": None}}})
-    with pytest.raises(pickle.UnpicklingError):
-        continue_wandb_run(cfg, str(path))
+    with pytest.raises(ConfigError, match=r"refused, it is not weights and values only \(it asks to import"):
+        read_checkpoint(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text"])
+def test_a_damaged_checkpoint_is_named(tmp_path, damage):
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1000)}}, good)
+    path = tmp_path / "bad.ckpt"
+    data = {"empty": b"", "truncated": good.read_bytes()[:2000], "text": b"not a checkpoint"}[damage]
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match=rf"ckpt_path={path}: not a readable checkpoint"):
+        read_checkpoint(path)
+
+
+def test_a_checkpoint_naming_a_foreign_class_is_refused(tmp_path):
+    torch.save({"state_dict": {}, "module_class": "os.system"}, tmp_path / "x.ckpt")
+    with pytest.raises(ConfigError, match=r"names module class 'os\.system', not one of this project's"):
+        load_classifier(tmp_path / "x.ckpt")

@@ -39,3 +39,23 @@ def test_run_name_is_the_overrides_that_change_the_model():
     assert sweep_group() is None  # a single run
     compose_config("train", ["logger=csv"])
     assert run_name_from_overrides(default="train") == "train"
+
+
+def test_an_empty_wandb_mode_in_the_environment_is_no_choice(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_MODE", "")
+    assert resolve_mode("auto") == "offline"  # decided as without it: no credentials
+    assert "WANDB_MODE" not in os.environ  # W&B itself would refuse the empty value
+
+
+def test_credentials_in_the_server_url_are_never_logged(tmp_path, monkeypatch, caplog):
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://alice:s3cret@127.0.0.1:9")
+    with caplog.at_level("INFO"):
+        assert resolve_mode("auto") == "offline"
+    assert "s3cret" not in caplog.text and "alice" not in caplog.text
+    assert "http://***@127.0.0.1:9 is unreachable" in caplog.text
