@@ -75,6 +75,7 @@ RULES: tuple[Rule, ...] = (
     number_in("loss.m_minus", 0.0, 1.0),
     number_in("loss.absent_weight", 0.0),
     int_at_least("data.batch_size", 1),
+    int_at_least("batch_size", 1, optional=True),  # predict.yaml
     int_at_least("data.eval_batch_size", 1, optional=True),
     int_at_least("data.val_size", 0),
     int_at_least("data.train_subset", 1, optional=True),

@@ -1,40 +1,91 @@
-"""Classifying image files with a trained checkpoint (``src/predict.py``); reading: ``data.image_files``."""
+"""Classifying image files with a trained checkpoint (``src/predict.py``); reading them: ``data.image_files``.
 
-from dataclasses import dataclass
+Images are read one by one (a file that cannot be read is reported and the others go on) and
+classified in batches. Every result, failures included, goes to ``predictions.csv`` and
+``predictions.json`` in the run folder; a CapsNet's reconstruction of each image (the input beside it)
+to ``<file name>.reconstruction.png`` there, named after the whole file name so that ``a.png`` and
+``a.jpg`` never overwrite each other.
+"""
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from capsnet.data.image_files import load_image
+from capsnet.errors import InputError
 from capsnet.viz.charts import image_grid
 
 
 @dataclass
 class Prediction:
     path: Path
-    label: int
-    scores: list[float]  # capsule lengths (CapsNet) or softmax probabilities (baseline)
-    notes: list[str]  # what was done to the image to make it fit
+    label: int | None = None  # None: the file could not be classified (see error)
+    scores: list[float] = field(default_factory=list)  # capsule lengths, or softmax probabilities
+    notes: list[str] = field(default_factory=list)  # what was done to the image to make it fit
     reconstruction: Path | None = None
+    error: str | None = None
 
 
 @torch.no_grad()
-def predict(model, files: list[Path], output_dir: Path, invert: str = "auto") -> list[Prediction]:
-    """Classify every file; for a CapsNet also write its reconstruction next to the input, as PNG."""
+def predict(model, files: list[Path], output_dir: Path, invert: str = "auto", batch_size: int = 256):
+    """Classify every file, ``batch_size`` images a forward pass; results in the order of ``files``."""
     model.eval()
     image_shape = tuple(model.hparams.net["image_shape"])
-    results = []
-    for path in files:
-        image, notes = load_image(path, image_shape, invert)
-        output = model(image.unsqueeze(0).to(model.device))
-        scores = model.scores(output)[0].float()
-        if not hasattr(output, "reconstructions"):  # the baseline: logits to probabilities
-            scores = scores.softmax(dim=0)
-        result = Prediction(path, int(scores.argmax()), [round(float(s), 4) for s in scores], notes)
-        if hasattr(output, "reconstructions"):
-            result.reconstruction = output_dir / f"{path.stem}_reconstruction.png"
-            result.reconstruction.parent.mkdir(parents=True, exist_ok=True)
-            pair = torch.stack([image.to(output.reconstructions), output.reconstructions[0]])
-            image_grid(pair, columns=2).save(result.reconstruction)
-        results.append(result)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = [Prediction(path) for path in files]
+    readable: list[tuple[Prediction, torch.Tensor]] = []
+    for result in results:
+        try:
+            image, result.notes = load_image(result.path, image_shape, invert)
+            readable.append((result, image))
+        except InputError as error:
+            result.error = str(error)
+    for start in range(0, len(readable), batch_size):
+        batch = readable[start : start + batch_size]
+        images = torch.stack([image for _, image in batch]).to(model.device)
+        output = model(images)
+        scores = model.scores(output).float()
+        reconstructions = getattr(output, "reconstructions", None)
+        if reconstructions is None:  # the baseline: logits to probabilities
+            scores = scores.softmax(dim=1)
+        for row, (result, image) in enumerate(batch):
+            result.label = int(scores[row].argmax())
+            result.scores = [round(float(s), 4) for s in scores[row]]
+            if reconstructions is not None:
+                result.reconstruction = output_dir / f"{result.path.name}.reconstruction.png"
+                pair = torch.stack([image.to(reconstructions), reconstructions[row]])
+                image_grid(pair, columns=2).save(result.reconstruction)
     return results
+
+
+def save_predictions(results: list[Prediction], output_dir: Path) -> tuple[Path, Path]:
+    """``predictions.csv`` (one row a file: class, the scores, reconstruction, notes, error) and
+    ``predictions.json`` (the same records) in ``output_dir``."""
+    classes = max((len(r.scores) for r in results), default=0)
+    csv_path, json_path = output_dir / "predictions.csv", output_dir / "predictions.json"
+    with open(csv_path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(
+            ["file", "class", *(f"score_{k}" for k in range(classes)), "reconstruction", "notes", "error"]
+        )
+        for r in results:
+            scores = r.scores or [""] * classes
+            writer.writerow(
+                [
+                    r.path,
+                    "" if r.label is None else r.label,
+                    *scores,
+                    r.reconstruction or "",
+                    "; ".join(r.notes),
+                    r.error or "",
+                ]
+            )
+    records = [
+        {**asdict(r), "path": str(r.path), "reconstruction": r.reconstruction and str(r.reconstruction)}
+        for r in results
+    ]
+    json_path.write_text(json.dumps(records, indent=1) + "\n")
+    return csv_path, json_path

@@ -8,6 +8,7 @@ around; which checkpoint to resume, in ``capsnet.run.checkpoints``.
 import inspect
 import json
 import logging
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,12 @@ import hydra
 import lightning as L
 import rich
 import rich.table
+import rich.text
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.callbacks.capsule_insights import CapsuleInsights
-from capsnet.errors import EXIT_INTERRUPTED, ConfigError
+from capsnet.errors import EXIT_INTERRUPTED, ConfigError, InputError
 from capsnet.models.loading import load_classifier, read_checkpoint
 from capsnet.run.checkpoints import check_resumable, checkpoint_to_resume, continue_wandb_run
 from capsnet.run.config_tree import print_config_tree
@@ -115,26 +117,53 @@ def tested_checkpoint(cfg: DictConfig) -> tuple[L.Trainer, list[L.Callback]]:
 
 
 def predict(cfg: DictConfig) -> list:
-    """Classify ``input`` (an image file or a folder of them) with ``ckpt_path``; prints a table."""
+    """Classify ``input`` (an image file or a folder of them) with ``ckpt_path``: every result in
+    ``predictions.csv`` and ``.json`` in the run folder, a table on the terminal. Files that could not
+    be read are reported one a line and end the run with exit code 2, after the others are classified."""
     from capsnet.data.image_files import input_files
     from capsnet.run.prediction import predict as classify
+    from capsnet.run.prediction import save_predictions
 
-    files = input_files(cfg.input)
+    files, skipped = input_files(cfg.input)
+    for path in skipped:
+        log.warning("%s: not a regular file, skipped", path)
     model = load_classifier(cfg.ckpt_path)
-    results = classify(model, files, Path(cfg.paths.output_dir), invert=str(cfg.invert).lower())
-    table = rich.table.Table("file", "class", "scores (0-9)", "reconstruction", "notes")
-    for result in results:
-        if result.notes:
-            log.info("%s: %s", result.path, "; ".join(result.notes))
-        table.add_row(
-            str(result.path),
-            str(result.label),
-            " ".join(f"{s:.2f}" for s in result.scores),
-            str(result.reconstruction or ""),
-            "; ".join(result.notes),
+    output_dir = Path(cfg.paths.output_dir)
+    results = classify(model, files, output_dir, invert=str(cfg.invert).lower(), batch_size=cfg.batch_size)
+    csv_path, _ = save_predictions(results, output_dir)
+    show_predictions(results)
+    failed = [r for r in results if r.error]
+    print(f"{len(results) - len(failed)} classified, {len(failed)} failed: {csv_path}")
+    if failed:
+        for result in failed:
+            print(result.error, file=sys.stderr)
+        raise InputError(
+            f"{len(failed)} of {len(results)} files could not be classified (listed in {csv_path})"
         )
-    rich.print(table)
     return results
+
+
+def show_predictions(results: list) -> None:
+    """A table on a terminal; elsewhere one tab-separated line a file, nothing cut. Paths are shown as
+    they are (``rich.text.Text``: a ``[/y]`` in a folder name is not markup)."""
+    rows = [
+        (
+            str(r.path),
+            "" if r.label is None else str(r.label),
+            " ".join(f"{s:.2f}" for s in r.scores),
+            "; ".join(r.notes),
+        )
+        for r in results
+    ]
+    console = rich.get_console()
+    if not console.is_terminal:
+        for row in rows:
+            print("\t".join(row))
+        return
+    table = rich.table.Table("file", "class", "scores (0-9)", "notes")
+    for row in rows:
+        table.add_row(*(rich.text.Text(cell) for cell in row))
+    console.print(table)
 
 
 def start(cfg: DictConfig) -> None:

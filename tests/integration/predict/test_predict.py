@@ -1,5 +1,10 @@
 """src/predict.py: image files of any kind classified by a trained checkpoint."""
 
+import csv
+import json
+import os
+from pathlib import Path
+
 from PIL import Image, ImageDraw
 
 from tests.helpers import run_in_process
@@ -21,9 +26,10 @@ def test_predict_converts_classifies_and_reconstructs(trained_capsnet, tmp_path)
     )
     assert result.code == 0, result.output[-3000:]
     said = result.output
-    assert "one.png: converted from RGB to greyscale; resized from 64x80 to 28x28; inverted" in said
-    for name in ("one", "blank"):
-        with Image.open(tmp_path / "out" / f"{name}_reconstruction.png") as picture:
+    assert "converted from RGB to greyscale; resized from 64x80 to 28x28; inverted" in said
+    assert f"{folder / 'one.png'}\t" in said
+    for name in ("one.png", "blank.png"):
+        with Image.open(tmp_path / "out" / f"{name}.reconstruction.png") as picture:
             assert picture.size == (2 * 30 + 2, 30 + 2)  # input and reconstruction side by side
 
 
@@ -33,3 +39,30 @@ def test_predict_refuses_what_it_cannot_read(trained_capsnet, tmp_path):
     result = run_in_process("predict", overrides, tmp_path)
     assert result.code == 2
     assert "note.png: not an image Pillow can read" in result.output
+
+
+def test_a_real_folder_every_file_accounted_for(trained_capsnet, tmp_path):
+    """Same stems, an unreadable file, a FIFO and markup in the folder name: every image classified in
+    one batch, the rest named; predictions.csv holds a row per file; the exit code says one failed."""
+    folder = tmp_path / "scans [" / "y]"  # a path with [/y] in it: Rich markup, were it read as such
+    folder.mkdir(parents=True)
+    for name in ("a.png", "a.jpg", "b.png"):
+        Image.new("L", (28, 28), 30).save(folder / name)
+    (folder / "broken.png").write_text("not an image")
+    os.mkfifo(folder / "pipe.png")
+    overrides = [f"ckpt_path={trained_capsnet.last}", f"input='{folder}'", "batch_size=2"]
+    result = run_in_process("predict", overrides, tmp_path / "out")
+    assert result.code == 2, result.output[-3000:]
+    assert f"{folder / 'pipe.png'}: not a regular file, skipped" in result.output
+    assert f"{folder / 'broken.png'}: not an image Pillow can read" in result.output
+    assert "1 of 4 files could not be classified" in result.output
+    with open(tmp_path / "out" / "predictions.csv") as file:
+        rows = {Path(row["file"]).name: row for row in csv.DictReader(file)}
+    assert sorted(rows) == ["a.jpg", "a.png", "b.png", "broken.png"]
+    assert rows["broken.png"]["class"] == "" and "not an image" in rows["broken.png"]["error"]
+    assert all(rows[n]["class"].isdigit() and not rows[n]["error"] for n in ("a.jpg", "a.png", "b.png"))
+    assert rows["a.png"]["reconstruction"] != rows["a.jpg"]["reconstruction"]  # nothing overwritten
+    assert all(Path(rows[n]["reconstruction"]).is_file() for n in ("a.jpg", "a.png", "b.png"))
+    records = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [Path(r["path"]).name for r in records] == ["a.jpg", "a.png", "b.png", "broken.png"]
+    assert f"{folder / 'a.jpg'}\t" in result.output  # the path exactly, markup and all
