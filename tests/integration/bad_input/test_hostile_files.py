@@ -1,30 +1,18 @@
 """Files from strangers: a checkpoint that would run code, a damaged one, one of another model or other
 settings. Each entry point refuses it with one line naming the file, exit code 2, and runs nothing."""
 
-import os
-
 import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import run_in_process
-
-
-class _Payload:
-    """Unpickled without weights_only, this runs a shell command that leaves a file behind."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
+from tests.helpers import Payload, run_in_process
 
 
 @pytest.fixture
 def crafted(tmp_path, trained_capsnet):
     """The shared run's checkpoint with a payload added."""
     checkpoint = torch.load(trained_capsnet.last, map_location="cpu", weights_only=True)
-    checkpoint["x"] = _Payload(tmp_path / "payload_ran")
+    checkpoint["x"] = Payload(tmp_path / "payload_ran")
     torch.save(checkpoint, tmp_path / "crafted.ckpt")
     return tmp_path / "crafted.ckpt", tmp_path / "payload_ran"
 

@@ -1,28 +1,10 @@
 """DDP on 2 CPU processes: the test set scored exactly, and multiruns that start no extra sweeps."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.helpers import ROOT, run_entry, run_in_process
+from tests.helpers import ROOT, run_entry, run_in_process, run_multirun
 
 TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
-
-
-def multirun(overrides: list[str], sweep_dir: Path) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        str(ROOT / "src" / "train.py"),
-        "-m",
-        *overrides,
-        f"hydra.sweep.dir={sweep_dir}",
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL, env=env
-    )
 
 
 def test_ddp_on_cpu_scores_exactly_the_test_set(tmp_path, data_overrides):
@@ -45,7 +27,7 @@ def test_multirun_over_ddp_jobs_makes_no_extra_folders(tmp_path, data_overrides)
     """Lightning's `ddp` re-runs the command line for its other ranks; in a multirun that would be
     the whole sweep again. The job spawns the ranks instead (capsnet.run.workarounds)."""
     sweep_dir = tmp_path / "sweep"
-    result = multirun(
+    result = run_multirun(
         [*data_overrides, *TINY, "logger=csv", "trainer=ddp_cpu", "routing.iterations=1"], sweep_dir
     )
     assert result.returncode == 0, result.stderr[-3000:]

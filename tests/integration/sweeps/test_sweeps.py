@@ -4,9 +4,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,24 +12,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_multirun
 from tests.wandb_records import read_run
 
 TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
-
-
-def multirun(overrides: list[str], sweep_dir: Path) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        str(ROOT / "src" / "train.py"),
-        "-m",
-        *overrides,
-        f"hydra.sweep.dir={sweep_dir}",
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL, env=env
-    )
 
 
 def summarize(sweep_dir: Path) -> SimpleNamespace:
@@ -51,7 +34,9 @@ def summarize(sweep_dir: Path) -> SimpleNamespace:
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory, data_overrides):
     sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
-    result = multirun([*data_overrides, *TINY, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir)
+    result = run_multirun(
+        [*data_overrides, *TINY, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return sweep_dir
 
@@ -101,7 +86,7 @@ def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, data_overri
     sweep_dir = tmp_path / "sweep"
     overrides = [*data_overrides, *TINY, "logger=csv", "routing.iterations=0,1"]
     overrides += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]  # in parallel, too
-    result = multirun(overrides, sweep_dir)
+    result = run_multirun(overrides, sweep_dir)
     assert result.returncode != 0  # Hydra reports the failure at the end
     assert "routing.iterations=0 is invalid" in result.stderr
     failed = json.loads((sweep_dir / "0" / "job.json").read_text())
@@ -120,7 +105,7 @@ def test_optuna_search_finishes_reports_the_best_and_resumes(tmp_path, data_over
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     common = [*data_overrides, *TINY, "logger=csv", "hparams_search=capsnet_optuna"]
     common += [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=test"]
-    first = multirun([*common, "hydra.sweeper.n_trials=2"], tmp_path / "first")
+    first = run_multirun([*common, "hydra.sweeper.n_trials=2"], tmp_path / "first")
     assert first.returncode == 0, first.stderr[-3000:]
     results = yaml.safe_load((tmp_path / "first" / "optimization_results.yaml").read_text())
     values = [
@@ -134,7 +119,7 @@ def test_optuna_search_finishes_reports_the_best_and_resumes(tmp_path, data_over
         "loss.margin_weight",
         "model.optimizer.lr",
     }
-    second = multirun([*common, "hydra.sweeper.n_trials=1"], tmp_path / "second")
+    second = run_multirun([*common, "hydra.sweeper.n_trials=1"], tmp_path / "second")
     assert second.returncode == 0, second.stderr[-3000:]
     study = optuna.load_study(study_name="test", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
@@ -167,7 +152,7 @@ def test_summary_names_jobs_without_results_and_jobs_never_started(tmp_path):
 
 def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
     sweep = tmp_path / "sweep"
-    result = multirun(["experiment=capsnet_vs_cnn", *data_overrides, *TINY, "logger=csv"], sweep)
+    result = run_multirun(["experiment=capsnet_vs_cnn", *data_overrides, *TINY, "logger=csv"], sweep)
     assert result.returncode == 0, result.stderr[-3000:]
     models = [yaml.safe_load((sweep / str(job) / ".hydra" / "overrides.yaml").read_text()) for job in (0, 1)]
     assert [next(o for o in job if o.startswith("model=")) for job in models] == [

@@ -3,19 +3,13 @@
 import pytest
 import torch
 
-
-def _digits(count=12, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.zeros(count, 28, 28, dtype=torch.uint8)
-    images[:, 6:22, 12:16] = 255  # a bar, off-centre rows, so that moves show
-    images[:, 6:9, 12:20] = torch.randint(100, 255, (count, 3, 8), generator=generator, dtype=torch.uint8)
-    return images.numpy(), torch.arange(count).remainder(10).numpy().astype("uint8")
+from tests.helpers import bar_digits
 
 
 def test_affine_proxy_is_deterministic_and_within_its_ranges(tmp_path):
     from capsnet.data.affine import AffineRanges, affine_test_set
 
-    images, labels = _digits()
+    images, labels = bar_digits()
     ranges = AffineRanges()
     first = affine_test_set(tmp_path / "a", images, labels, seed=3, ranges=ranges)
     again = affine_test_set(tmp_path / "b", images, labels, seed=3, ranges=ranges)
@@ -31,7 +25,7 @@ def test_affine_proxy_is_deterministic_and_within_its_ranges(tmp_path):
 def test_affine_transform_moves_as_stated():
     from capsnet.data.affine import transform_images
 
-    images, _ = _digits(1)
+    images, _ = bar_digits(1)
     identity = torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
     centred = transform_images(torch.from_numpy(images), identity, 40)
     assert torch.equal(centred[0, 6:34, 6:34], torch.from_numpy(images[0]))  # centred, unchanged
@@ -45,7 +39,7 @@ def test_affine_transform_moves_as_stated():
 def test_corrupt_cached_proxy_is_generated_again(tmp_path, damage):
     from capsnet.data.affine import AffineRanges, affine_test_set
 
-    images, labels = _digits()
+    images, labels = bar_digits()
     made = affine_test_set(tmp_path, images, labels, seed=0, ranges=AffineRanges())
     (cached,) = tmp_path.glob("*-images.idx")
     data = bytearray(cached.read_bytes())

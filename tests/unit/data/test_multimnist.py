@@ -3,14 +3,6 @@
 import torch
 
 
-def _digits(count=12, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.zeros(count, 28, 28, dtype=torch.uint8)
-    images[:, 6:22, 12:16] = 255  # a bar, off-centre rows, so that moves show
-    images[:, 6:9, 12:20] = torch.randint(100, 255, (count, 3, 8), generator=generator, dtype=torch.uint8)
-    return images.numpy(), torch.arange(count).remainder(10).numpy().astype("uint8")
-
-
 def test_multimnist_pairs_are_of_different_classes_within_bounds_and_seeded(tmp_path):
     from capsnet.data.multimnist import MAX_SHIFT, cached_pair_table
 

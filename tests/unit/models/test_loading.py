@@ -1,22 +1,11 @@
 """A checkpoint is a pickle: loading one must never run the code a crafted file carries."""
 
-import os
-
 import pytest
 import torch
 
 from capsnet.errors import ConfigError
 from capsnet.models.loading import load_classifier, read_checkpoint
-
-
-class _Payload:
-    """Unpickled without weights_only, this runs a shell command that leaves a file behind."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
+from tests.helpers import Payload
 
 
 @pytest.fixture
@@ -26,7 +15,7 @@ def crafted_checkpoint(tmp_path):
     checkpoint = {
         "state_dict": {},
         "module_class": "capsnet.models.capsnet.CapsNetModule",
-        "x": _Payload(marker),
+        "x": Payload(marker),
     }
     torch.save(checkpoint, path)
     return path, marker
