@@ -3,8 +3,8 @@
 ``make_wandb_logger`` (``conf/logger/wandb.yaml``) decides the W&B mode before ``wandb.init`` can
 prompt or wait on the network:
 - ``mode=auto`` (the default): online only when credentials exist (``WANDB_API_KEY``, or a key that
-  ``wandb login`` stored in ~/.netrc) and the W&B server answers a TCP connection within 3 s;
-  otherwise offline. A ``WANDB_MODE`` environment variable wins over ``auto``.
+  ``wandb login`` stored in ~/.netrc) and the W&B server answers an HTTP request within 3 s;
+  otherwise offline, with one warning. A ``WANDB_MODE`` environment variable wins over ``auto``.
 - ``online`` / ``offline`` / ``disabled``: as W&B defines them.
 Offline runs print the exact ``wandb sync <dir>`` command at the end (``finish_loggers``).
 
@@ -15,7 +15,8 @@ every job of one Hydra multirun joins one W&B group named after the sweep.
 import logging
 import netrc
 import os
-import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -48,13 +49,22 @@ def _has_credentials(host: str) -> bool:
         return False
 
 
-def _reachable(host: str, timeout_s: float = 3.0) -> bool:
-    parsed = urlparse(host)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+def _answers(host: str, timeout_s: float = 3.0) -> bool:
+    """Whether the server at ``host`` answers an HTTP request within ``timeout_s`` (any status will do).
+
+    A TCP connection alone is not enough: a server (or a proxy) that accepts it and never replies would
+    hold ``wandb.init`` for minutes.
+    """
+    parsed = urlparse(host)  # credentials in the URL are W&B's business, not this probe's
+    netloc = f"{parsed.hostname}:{parsed.port}" if parsed.port else str(parsed.hostname)
+    url = parsed._replace(netloc=netloc, path=parsed.path.rstrip("/") + "/healthz").geturl()
+    request = urllib.request.Request(url, method="GET")
     try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+        with urllib.request.urlopen(request, timeout=timeout_s):
             return True
-    except OSError:
+    except urllib.error.HTTPError:
+        return True  # it answered, if not with 200
+    except (OSError, ValueError):  # refused, unreachable, timed out, not a URL
         return False
 
 
@@ -81,8 +91,8 @@ def resolve_mode(mode: str) -> str:
     if not _has_credentials(host):
         log.info("W&B: no credentials (WANDB_API_KEY or `wandb login`): logging offline")
         return "offline"
-    if not _reachable(host):
-        log.info("W&B: %s is unreachable: logging offline", without_credentials(host))
+    if not _answers(host):
+        log.warning("W&B: %s does not answer: logging offline", without_credentials(host))
         return "offline"
     return "online"
 

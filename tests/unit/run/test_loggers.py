@@ -1,6 +1,8 @@
 """The W&B mode, run name and group, decided without a network."""
 
 import os
+import socket
+import time
 
 import pytest
 
@@ -58,4 +60,36 @@ def test_credentials_in_the_server_url_are_never_logged(tmp_path, monkeypatch, c
     with caplog.at_level("INFO"):
         assert resolve_mode("auto") == "offline"
     assert "s3cret" not in caplog.text and "alice" not in caplog.text
-    assert "http://***@127.0.0.1:9 is unreachable" in caplog.text
+    assert "http://***@127.0.0.1:9 does not answer" in caplog.text
+
+
+def test_a_server_that_accepts_but_never_answers_means_offline_within_seconds(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    with socket.socket() as silent:  # the kernel completes connections to it; nobody ever replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://user:pw@127.0.0.1:{silent.getsockname()[1]}")
+        started = time.monotonic()
+        assert resolve_mode("auto") == "offline"
+    assert time.monotonic() - started < 10
+
+
+def test_a_server_that_answers_means_online(monkeypatch):
+    """Any HTTP answer (here a 404 from a bare server on 127.0.0.1) counts."""
+    import http.server
+    import threading
+
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        assert resolve_mode("auto") == "online"
+    finally:
+        thread.join(timeout=10)
+        server.server_close()
