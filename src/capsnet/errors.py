@@ -21,6 +21,10 @@ class IDXFormatError(DataError):
     """A file that is not a well-formed unsigned-byte IDX file."""
 
 
+class DiskFullError(RuntimeError):
+    """A checkpoint does not fit on its disk; the message says where, how much it needs and what is free."""
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message says where and what to try."""
 
@@ -28,6 +32,7 @@ class NonFiniteLossError(RuntimeError):
 EXIT_BAD_CONFIG = 2
 EXIT_NO_DATA = 3
 EXIT_NON_FINITE_LOSS = 4
+EXIT_DISK_FULL = 5
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, as a shell reports a process ended by it
 
 # (what the one-line message starts with, exit code), by exception type
@@ -36,4 +41,5 @@ FAILURES: dict[type[Exception], tuple[str, int]] = {
     InputError: ("Invalid input", EXIT_BAD_CONFIG),
     DataError: ("Data error", EXIT_NO_DATA),
     NonFiniteLossError: ("Training failed", EXIT_NON_FINITE_LOSS),
+    DiskFullError: ("Disk full", EXIT_DISK_FULL),
 }

@@ -10,16 +10,21 @@ node goes down.
 What this class does instead: the temporary file is created beside the destination (same folder, so the
 rename is atomic on POSIX), the bytes are streamed into it (no second in-memory copy of the
 checkpoint), flushed and ``fsync``-ed, and only then renamed over the destination; the file gets the
-permissions the folder's umask gives, not ``mkstemp``'s private 0600.
+permissions the folder's umask gives, not ``mkstemp``'s private 0600. A full disk (or quota) ends the
+run with ``DiskFullError``: one line with the folder, the bytes needed and the bytes free.
 """
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from capsnet.errors import DiskFullError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -38,6 +43,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, path)
-        except BaseException:
+        except BaseException as error:
             Path(temporary).unlink(missing_ok=True)
+            if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+                needed, free = _bytes(checkpoint), shutil.disk_usage(path.parent).free
+                raise DiskFullError(
+                    f"no space left in {path.parent} for {path.name}: it needs about {needed:,} bytes, "
+                    f"{free:,} are free. Free some space (or set paths.log_dir elsewhere) and resume with "
+                    "ckpt_path=last: the previous checkpoint is whole"
+                ) from None
             raise
+
+
+def _bytes(tree: Any) -> int:
+    """What the tensors in a checkpoint take (its size on disk, near enough)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.nelement() * tree.element_size()
+    if isinstance(tree, dict):
+        return sum(_bytes(value) for value in tree.values())
+    if isinstance(tree, list | tuple):
+        return sum(_bytes(value) for value in tree)
+    return 0

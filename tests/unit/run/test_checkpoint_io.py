@@ -1,10 +1,12 @@
 """Checkpoints written atomically, with the folder's usual permissions."""
 
+import errno
 import os
 
 import pytest
 import torch
 
+from capsnet.errors import FAILURES, DiskFullError
 from capsnet.run.checkpoint_io import AtomicCheckpointIO
 
 
@@ -23,6 +25,23 @@ def test_checkpoint_written_atomically(tmp_path, monkeypatch):
         io.save_checkpoint({"weights": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["weights"], torch.ones(3))  # the old one, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temporary left
+
+
+def test_a_full_disk_is_one_line_with_the_folder_and_the_bytes(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
+
+    def disk_full(obj, file, *args, **kwargs):
+        file.write(b"part of it")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(
+        DiskFullError, match=rf"no space left in {tmp_path} for last.ckpt: it needs about 4,000 bytes"
+    ):
+        io.save_checkpoint({"weights": torch.ones(1000)}, tmp_path / "last.ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # the old one, no temporary
+    assert FAILURES[DiskFullError] == ("Disk full", 5)
 
 
 def _umask() -> int:
