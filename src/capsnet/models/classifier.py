@@ -39,6 +39,10 @@ class ClassifierModule(L.LightningModule):
         # validation: it inspects the values on the host, a sync per step on a GPU.
         return MulticlassAccuracy(num_classes, average="micro", validate_args=False)
 
+    def chance_accuracy(self) -> float:
+        """The accuracy of guessing: what a model that learnt nothing scores."""
+        return 1.0 / self.hparams["net"]["num_classes"]
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[MODULE_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
 

@@ -21,6 +21,10 @@ from capsnet.nn.squash import capsule_lengths
 
 
 class MultiMNISTCapsNetModule(CapsNetModule):
+    def chance_accuracy(self) -> float:
+        classes = self.hparams["net"]["num_classes"]
+        return 2.0 / (classes * (classes - 1))  # both of two different classes guessed
+
     def _accuracy_metric(self, num_classes: int) -> Metric:
         return MeanMetric()  # of "both labels right" per example, summed over DDP ranks by torchmetrics
 
