@@ -78,15 +78,48 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 def copy_debian_fashion_mnist(raw_dir: Path, dataset: str, folder: Path = DEBIAN_FASHION_MNIST) -> None:
-    """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package, if installed (``apt-get install
-    dataset-fashion-mnist``): its four ``.gz`` files, decompressed into ``raw_dir``."""
+    """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package: its four ``.gz`` files,
+    decompressed into ``raw_dir``. Where the package is not installed, it is fetched with ``apt-get
+    download`` (no root needed) and unpacked with ``dpkg-deb -x`` into a temporary folder: nothing is
+    installed. The files are verified by their MD5s afterwards, as every source's are."""
     if dataset != "FashionMNIST":
         raise RuntimeError(f"Debian's dataset-fashion-mnist holds FashionMNIST only, not {dataset}")
-    archives = {name: folder / f"{name}.gz" for name in IDX_NAMES}
-    missing = [str(path) for path in archives.values() if not path.is_file()]
-    if missing:
-        raise RuntimeError(f"not installed ({missing[0]} is missing): apt-get install dataset-fashion-mnist")
-    for name, archive in archives.items():
+    if all((folder / f"{name}.gz").is_file() for name in IDX_NAMES):
+        _decompress(folder, raw_dir)
+        return
+    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        raise RuntimeError(
+            f"{folder} is not there and this system has no apt-get/dpkg-deb to fetch Debian's "
+            f"dataset-fashion-mnist; put the four IDX files in {raw_dir}"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        _run(["apt-get", "download", "dataset-fashion-mnist"], cwd=tmp)
+        packages = list(Path(tmp).glob("dataset-fashion-mnist_*.deb"))
+        if not packages:
+            raise RuntimeError("`apt-get download dataset-fashion-mnist` gave no .deb")
+        _run(["dpkg-deb", "-x", str(packages[0]), str(Path(tmp, "unpacked"))], cwd=tmp)
+        _decompress(Path(tmp, "unpacked", *DEBIAN_FASHION_MNIST.parts[1:]), raw_dir)  # its installed path
+
+
+def _run(command: list[str], cwd: str) -> None:
+    """Run a packaging command, or raise with the last line it printed."""
+    try:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"`{' '.join(command)}` timed out") from error
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(
+            f"`{' '.join(command)}` failed: {reason}; or: apt-get install dataset-fashion-mnist (as root)"
+        )
+
+
+def _decompress(folder: Path, raw_dir: Path) -> None:
+    """The package's four ``<name>.gz`` files in ``folder`` -> ``raw_dir/<name>``."""
+    for name in IDX_NAMES:
+        archive = folder / f"{name}.gz"
+        if not archive.is_file():
+            raise RuntimeError(f"{archive} is missing from Debian's dataset-fashion-mnist")
         with gzip.open(archive, "rb") as source, open(raw_dir / name, "wb") as target:
             shutil.copyfileobj(source, target)
 

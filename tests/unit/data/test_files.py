@@ -1,5 +1,7 @@
 """IDX files and their sources: verified by MD5, rebuilt or named when wrong."""
 
+from pathlib import Path
+
 import hydra
 import numpy as np
 import pytest
@@ -112,8 +114,67 @@ def test_fashion_mnist_from_debian_files(tmp_path):
     copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=debian)
     for name in IDX_NAMES:
         assert (raw_dir / name).read_bytes() == (tmp_path / "made" / "MNIST" / "raw" / name).read_bytes()
-    with pytest.raises(RuntimeError, match="apt-get install dataset-fashion-mnist"):
-        copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=tmp_path / "absent")
+
+
+def _debian_package_of_synthetic_files(tmp_path) -> Path:
+    """The .gz files Debian's package ships, made from the synthetic set, in ``<tmp>/package``."""
+    import gzip
+    import shutil
+
+    from capsnet.data.sources import IDX_NAMES
+
+    write_synthetic_mnist(tmp_path / "made")
+    package = tmp_path / "package"
+    package.mkdir()
+    for name in IDX_NAMES:
+        with (
+            open(tmp_path / "made" / "MNIST" / "raw" / name, "rb") as raw,
+            gzip.open(package / f"{name}.gz", "wb") as gz,
+        ):
+            shutil.copyfileobj(raw, gz)
+    return package
+
+
+def test_fashion_mnist_fetched_from_debian_without_installing(tmp_path, monkeypatch):
+    """Not installed: `apt-get download` fetches the .deb, `dpkg-deb -x` unpacks it in a temporary
+    folder (fakes of both here, that log their arguments), and nothing is installed."""
+    from capsnet.data.sources import IDX_NAMES, copy_debian_fashion_mnist
+
+    package = _debian_package_of_synthetic_files(tmp_path)
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(
+        f'#!/bin/sh\necho "apt-get $*" >> {log}\n/usr/bin/touch dataset-fashion-mnist_1_all.deb\n'
+    )
+    (bin_dir / "dpkg-deb").write_text(
+        f'#!/bin/sh\necho "dpkg-deb $1" >> {log}\n/bin/mkdir -p "$3/usr/share/datasets/fashion-mnist"\n'
+        f'/bin/cp {package}/*.gz "$3/usr/share/datasets/fashion-mnist/"\n'
+    )
+    for tool in ("apt-get", "dpkg-deb"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    raw_dir = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw_dir.mkdir(parents=True)
+    copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=tmp_path / "not_installed" / "fashion-mnist")
+    assert log.read_text().splitlines() == ["apt-get download dataset-fashion-mnist", "dpkg-deb -x"]
+    for name in IDX_NAMES:
+        assert (raw_dir / name).read_bytes() == (tmp_path / "made" / "MNIST" / "raw" / name).read_bytes()
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no Debian tools: one line saying what to do
+    with pytest.raises(RuntimeError, match=f"no apt-get/dpkg-deb .*; put the four IDX files in {raw_dir}"):
+        copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=tmp_path / "not_installed")
+
+
+@pytest.mark.slow
+def test_real_fashion_mnist_fetched_from_debian_and_verified(tmp_path):
+    """Debian's package (31 MB) fetched and unpacked here; the files match the config's MD5s."""
+    from capsnet.data.sources import copy_debian_fashion_mnist
+
+    cfg = compose_config("train", ["data=fashion_mnist", f"data.data_dir={tmp_path}"])
+    spec = DatasetFiles(tmp_path, "FashionMNIST", dict(cfg.data.files))
+    spec.raw_dir.mkdir(parents=True)
+    copy_debian_fashion_mnist(spec.raw_dir, "FashionMNIST", folder=tmp_path / "not_installed")
+    assert spec.problems() == []
 
 
 def test_fashion_mnist_without_any_source_names_both(tmp_path, monkeypatch):
@@ -125,6 +186,7 @@ def test_fashion_mnist_without_any_source_names_both(tmp_path, monkeypatch):
         "debian_fashion_mnist",
         lambda raw, name: sources.copy_debian_fashion_mnist(raw, name, folder=tmp_path / "absent"),
     )
+    monkeypatch.setenv("PATH", str(tmp_path / "no_tools"))  # neither installed nor fetchable
     cfg = compose_config("train", ["data=fashion_mnist", f"data.data_dir={tmp_path}"])
     datamodule = hydra.utils.instantiate(cfg.data)
     with pytest.raises(DataError) as error:
@@ -132,7 +194,7 @@ def test_fashion_mnist_without_any_source_names_both(tmp_path, monkeypatch):
     message = str(error.value)
     assert "cannot get verified FashionMNIST files" in message
     assert "source 'torchvision': no network here" in message
-    assert "source 'debian_fashion_mnist': not installed" in message
+    assert "source 'debian_fashion_mnist': " in message and "no apt-get/dpkg-deb" in message
 
 
 def _offline_torchvision(raw_dir, dataset):
