@@ -6,11 +6,13 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -141,3 +143,10 @@ class Payload:
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
+
+
+class SigtermWhileTesting(L.Callback):
+    """Sends this process a SIGTERM at the first test batch, as a scheduler ending the job would."""
+
+    def on_test_batch_start(self, *args, **kwargs) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)

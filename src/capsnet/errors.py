@@ -29,6 +29,10 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message says where and what to try."""
 
 
+class Interrupted(Exception):
+    """SIGTERM (a scheduler ending the job) or Ctrl-C outside training: nothing is left half-written."""
+
+
 EXIT_BAD_CONFIG = 2
 EXIT_NO_DATA = 3
 EXIT_NON_FINITE_LOSS = 4
@@ -42,4 +46,5 @@ FAILURES: dict[type[Exception], tuple[str, int]] = {
     DataError: ("Data error", EXIT_NO_DATA),
     NonFiniteLossError: ("Training failed", EXIT_NON_FINITE_LOSS),
     DiskFullError: ("Disk full", EXIT_DISK_FULL),
+    Interrupted: ("Interrupted", EXIT_INTERRUPTED),
 }

@@ -2,18 +2,28 @@
 check the config, apply the process settings, then run the task.
 
 The check comes before torch and Lightning are imported, so a bad value fails in about a second; bad
-configs, missing data and non-finite losses end the process with one line and an exit code
-(``capsnet.errors``) instead of a traceback.
+configs, missing data, non-finite losses, a full disk and interruptions end the process with one line
+and an exit code (``capsnet.errors``) instead of a traceback, and a single run records how it ended in
+``job.json`` (a multirun's jobs are recorded by Hydra's callback, ``capsnet.run.job_record``).
 """
 
+import contextlib
+import signal
 import sys
+import threading
+from pathlib import Path
 
 from omegaconf import DictConfig
 
-from capsnet.errors import FAILURES
+from capsnet.errors import EXIT_INTERRUPTED, FAILURES, Interrupted
 from capsnet.run.checks import check_config
-from capsnet.run.hydra_runtime import in_multirun
+from capsnet.run.hydra_runtime import hydra_config, in_multirun
+from capsnet.run.job_record import write_job_record
 from capsnet.run.process import enable_huge_pages, set_mmap_threshold, skip_triton_on_cpu
+
+
+def _interrupted(signum, frame) -> None:
+    raise Interrupted(f"{signal.Signals(signum).name} before the work was done; nothing was written half")
 
 
 def run(task: str, cfg: DictConfig):
@@ -22,6 +32,11 @@ def run(task: str, cfg: DictConfig):
     In a multirun the error is raised instead of exiting, so Hydra records this job as failed and
     runs the others.
     """
+    previous = None
+    if task != "train" and threading.current_thread() is threading.main_thread():
+        # Training has its own: Lightning's, which finishes the step and saves (CheckpointOnInterrupt);
+        # Lightning calls handlers already in place too, so this one must not be there then.
+        previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
         check_config(cfg)
         enable_huge_pages(cfg.get("huge_pages"))  # before torch is imported (by the tasks)
@@ -30,9 +45,43 @@ def run(task: str, cfg: DictConfig):
         from capsnet.run import tasks
 
         return getattr(tasks, task)(cfg)
+    except SystemExit as exit_:
+        if _is_lightnings_sigterm(exit_):  # SIGTERM while Lightning tests: its exit carries no code
+            return _end(cfg, "Interrupted", EXIT_INTERRUPTED, Interrupted("SIGTERM while testing"))
+        if exit_.code == EXIT_INTERRUPTED and not in_multirun():  # training saved its state first
+            _record(cfg, "interrupted", EXIT_INTERRUPTED, "SIGTERM or Ctrl-C while training")
+        raise
     except tuple(FAILURES) as error:
         kind, code = next(outcome for kind, outcome in FAILURES.items() if isinstance(error, kind))
-        print(f"{kind}: {error}", file=sys.stderr)
-        if in_multirun():
-            raise
-        sys.exit(code)
+        return _end(cfg, kind, code, error)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _end(cfg: DictConfig, kind: str, code: int, error: Exception):
+    print(f"{kind}: {error}", file=sys.stderr)
+    if in_multirun():
+        raise error
+    _record(cfg, "interrupted" if code == EXIT_INTERRUPTED else "failed", code, f"{kind}: {error}")
+    sys.exit(code)
+
+
+def _record(cfg: DictConfig, status: str, code: int, error: str) -> None:
+    """job.json for a single run that ends with an exit code of its own."""
+    output_dir = cfg.get("paths", {}).get("output_dir")
+    if not output_dir:
+        return
+    hydra_cfg = hydra_config()
+    overrides = list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
+    record = {"status": status, "exit_code": code, "error": error, "overrides": overrides}
+    with contextlib.suppress(OSError):  # a full disk, say: the line printed already tells what happened
+        write_job_record(Path(output_dir), record)
+
+
+def _is_lightnings_sigterm(exit_: SystemExit) -> bool:
+    if "lightning" not in sys.modules:
+        return False
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    return isinstance(exit_, SIGTERMException)

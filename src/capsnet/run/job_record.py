@@ -2,7 +2,9 @@
 
 ``RecordJob`` is a Hydra callback (``conf/hydra/default.yaml``): when a job ends, successfully or
 not, it writes ``<job output dir>/job.json`` with the job's overrides, its status, the objective
-it returned or the error it raised. The final metrics are in ``metrics.json`` beside it
+it returned or the error it raised. A single run that ends with an exit code of its own (a bad config,
+missing data, a non-finite loss, a full disk, an interruption) never reaches Hydra's end of job: the
+entry point writes its record (``capsnet.run.entry``). The final metrics are in ``metrics.json`` beside it
 (``capsnet.run.tasks``). ``scripts/summarize_sweep.py`` reads both.
 """
 
@@ -30,5 +32,10 @@ class RecordJob(Callback):
             error = job_return._return_value
             record["error"] = f"{type(error).__name__}: {error}"
             record["traceback"] = "".join(traceback.format_exception(error))
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "job.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_job_record(output_dir, record)
+
+
+def write_job_record(output_dir: Path, record: dict[str, Any]) -> None:
+    """``<output_dir>/job.json``: how the job ended."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "job.json").write_text(json.dumps(record, indent=2) + "\n")

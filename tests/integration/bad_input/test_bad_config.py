@@ -1,5 +1,7 @@
 """Careless values: each ends the run with one line naming the key and what is allowed, and an exit code."""
 
+import json
+
 import pytest
 
 from tests.helpers import run_entry, run_in_process
@@ -103,3 +105,32 @@ def test_a_full_disk_ends_training_with_one_line_and_exit_5(tmp_path, data_overr
     assert result.code == 5, result.output[-2000:]
     assert f"Disk full: no space left in {tmp_path / 'checkpoints'} for epoch_000.ckpt" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("entry", ["eval", "visualize"])
+def test_sigterm_while_testing_exits_143_with_one_line_and_a_record(
+    entry, trained_capsnet, data_overrides, tmp_path
+):
+    overrides = [
+        f"ckpt_path={trained_capsnet.last}",
+        *data_overrides,
+        "+callbacks.sigterm._target_=tests.helpers.SigtermWhileTesting",
+    ]
+    result = run_in_process(entry, overrides, tmp_path)
+    assert result.code == 143, result.output[-2000:]
+    assert "Interrupted: SIGTERM" in result.output
+    record = json.loads((tmp_path / "job.json").read_text())
+    assert (record["status"], record["exit_code"]) == ("interrupted", 143)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [(["routing.iterations=0"], 2), (["data.sources=[]", "data.data_dir=/nonexistent/x"], 3)],
+)
+def test_a_single_run_that_fails_writes_its_job_record(tmp_path, overrides, code):
+    result = run_in_process("train", overrides, tmp_path)
+    assert result.code == code
+    record = json.loads((tmp_path / "job.json").read_text())
+    assert (record["status"], record["exit_code"]) == ("failed", code)
+    assert record["error"].splitlines()[0] in result.output

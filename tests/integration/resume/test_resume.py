@@ -70,6 +70,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
     output = _interrupt_during_epoch_1(process, first, signal.SIGTERM)
     assert process.returncode == 143, output[-3000:]
     assert "resumable checkpoint" in output and "ckpt_path=last" in output
+    assert json.loads((first / "job.json").read_text())["status"] == "interrupted"
     saved = _load(first / "checkpoints" / "last.ckpt")
     assert STEPS_PER_EPOCH <= saved["global_step"] < EPOCHS * STEPS_PER_EPOCH
 
