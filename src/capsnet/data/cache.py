@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from capsnet.data.idx import read_idx, write_idx
+from capsnet.data.lock import exclusive
 from capsnet.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,14 @@ def _verified(stem: Path, saved: dict) -> dict[str, np.ndarray]:
 
 def cached_arrays(stem: Path, make: Callable[[], dict[str, np.ndarray]], info: dict) -> dict[str, np.ndarray]:
     """``make()``'s arrays, from ``<stem>-<name>.idx`` when those match the MD5s in ``<stem>.json``."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(Path(f"{stem}.lock")):  # two processes may want the same set at once
+        return _cached_or_made(stem, make, info)
+
+
+def _cached_or_made(
+    stem: Path, make: Callable[[], dict[str, np.ndarray]], info: dict
+) -> dict[str, np.ndarray]:
     record = Path(f"{stem}.json")
     if record.is_file():
         try:
@@ -48,7 +57,6 @@ def cached_arrays(stem: Path, make: Callable[[], dict[str, np.ndarray]], info: d
         except (ValueError, KeyError, TypeError, OSError, DataError) as problem:  # unreadable or wrong
             log.warning("%s: cached arrays unusable (%s); generating them again", stem, problem)
     arrays = make()
-    stem.parent.mkdir(parents=True, exist_ok=True)
     for name, array in arrays.items():
         raw = np.ascontiguousarray(array).view(np.uint8).reshape(len(array), -1)
         write_idx(Path(f"{stem}-{name}.idx"), raw)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from capsnet.data.idx import parse_idx, read_bytes
+from capsnet.data.lock import exclusive
 from capsnet.data.sources import SOURCES
 from capsnet.errors import DataError
 
@@ -82,6 +83,13 @@ def ensure_files(spec: DatasetFiles, sources: list[str]) -> None:
     if unknown:
         raise DataError(f"data.sources: unknown source(s) {unknown}; choose from {sorted(SOURCES)}")
     _ensure_writable(spec.raw_dir)
+    with exclusive(spec.raw_dir / ".prepare.lock"):  # another process may be getting them right now
+        problems = spec.problems()
+        if problems:
+            _fetch(spec, sources, problems)
+
+
+def _fetch(spec: DatasetFiles, sources: list[str], problems: list[str]) -> None:
     tried = [f"files in {spec.raw_dir}: " + "; ".join(problems)]
     for name in sources:
         log.info("Getting %s from source %r", spec.dataset, name)

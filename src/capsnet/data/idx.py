@@ -6,6 +6,7 @@ dimension as a big-endian int32; the values follow in row-major order.
 
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +41,16 @@ def parse_idx(data: bytearray, path: Path) -> np.ndarray:
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write atomically: a reader never sees a half-written file."""
+    """Write atomically: a reader never sees a half-written file. The temporary file has a name of its
+    own (two writers never share one) in the same folder, and is gone whatever happens."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
-    tmp = Path(f"{path}.partial")
-    tmp.write_bytes(header + array.tobytes())
-    os.replace(tmp, path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(header + array.tobytes())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

