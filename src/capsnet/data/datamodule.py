@@ -92,16 +92,25 @@ class MNISTDataModule(L.LightningDataModule):
         self._resume_skip = 0  # training examples of the current epoch already trained on
 
     def state_dict(self) -> dict[str, int]:
-        """Saved in checkpoints: how far into the current epoch's order training has got."""
+        """Saved in checkpoints: how far into the current epoch's order training has got, over all ranks."""
         if self.trainer is None or self.train_sampler is None:
             return {}
         completed = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
         if completed >= self.trainer.num_training_batches:  # the epoch is over: the next starts afresh
             completed = 0
-        return {"examples_done_in_epoch": completed * self.batch_size}
+        ranks = self.trainer.world_size
+        return {"examples_done_in_epoch": completed * self.batch_size * ranks, "processes": ranks}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_skip = state.get("examples_done_in_epoch", 0)
+        before, now = state.get("processes", 1), self.trainer.world_size if self.trainer else 1
+        if before != now:
+            log.warning(
+                "Resuming on %d processes a run stopped on %d: the rest of the epoch is shared anew "
+                "(every remaining example once, in other batches than an uninterrupted run)",
+                now,
+                before,
+            )
 
     def prepare_data(self) -> None:
         """Runs once per node (Lightning calls it on local rank 0 only)."""
@@ -144,8 +153,11 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: InMemoryImages, batch_size: int, shuffle: bool) -> DataLoader:
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if shuffle:  # training (under DDP, Lightning replaces it with its DistributedSampler)
-            sampler = self.train_sampler = EpochPermutationSampler(len(dataset), seed=torch.initial_seed())
+        if shuffle:  # training: the seeded order, each DDP rank its share (the same seed on every rank)
+            ranks, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+            sampler = self.train_sampler = EpochPermutationSampler(
+                len(dataset), seed=torch.initial_seed(), num_replicas=ranks, rank=rank
+            )
             sampler.skip_next(self._resume_skip)
             self._resume_skip = 0
         else:  # evaluation: in order; under DDP each rank a disjoint share, no padding (every example once)

@@ -33,6 +33,14 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     return str(newest)
 
 
+def remove_unfinished_checkpoints(folder: Path) -> None:
+    """Delete the temporary files a process killed while saving left behind (``.<name>.<random>.tmp``,
+    from ``AtomicCheckpointIO``), saying which: the checkpoints beside them are whole."""
+    for leftover in sorted(Path(folder).glob(".*.ckpt.*.tmp")):
+        log.warning("Removing %s, a checkpoint whose saving was interrupted", leftover)
+        leftover.unlink(missing_ok=True)
+
+
 def check_resumable(checkpoint: dict, ckpt_path: str, model: L.LightningModule) -> None:
     """Refuse to resume, by name, a checkpoint of another model class or other hyperparameters.
 

@@ -24,7 +24,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from capsnet.callbacks.capsule_insights import CapsuleInsights
 from capsnet.errors import EXIT_INTERRUPTED, ConfigError, InputError
 from capsnet.models.loading import load_classifier, read_checkpoint
-from capsnet.run.checkpoints import check_resumable, checkpoint_to_resume, continue_wandb_run
+from capsnet.run.checkpoints import (
+    check_resumable,
+    checkpoint_to_resume,
+    continue_wandb_run,
+    remove_unfinished_checkpoints,
+)
 from capsnet.run.config_tree import print_config_tree
 from capsnet.run.loggers import finish_loggers
 from capsnet.run.workarounds import csv_header_written_by_a_spawned_process, ddp_relaunching_the_whole_sweep
@@ -43,6 +48,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg)
     if ckpt_path:  # the checkpoint must be this model's, with these settings; its W&B run continues
+        remove_unfinished_checkpoints(Path(ckpt_path).parent)
         checkpoint = read_checkpoint(ckpt_path)
         check_resumable(checkpoint, ckpt_path, model)
         continue_wandb_run(cfg, checkpoint)

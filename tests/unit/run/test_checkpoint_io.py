@@ -44,6 +44,17 @@ def test_a_full_disk_is_one_line_with_the_folder_and_the_bytes(tmp_path, monkeyp
     assert FAILURES[DiskFullError] == ("Disk full", 5)
 
 
+def test_a_temporary_checkpoint_left_by_a_kill_is_removed_at_the_next_start(tmp_path, caplog):
+    from capsnet.run.checkpoints import remove_unfinished_checkpoints
+
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
+    (tmp_path / ".last.ckpt.x1y2z3.tmp").write_bytes(b"half")  # what kill -9 while saving leaves
+    remove_unfinished_checkpoints(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    assert ".last.ckpt.x1y2z3.tmp, a checkpoint whose saving was interrupted" in caplog.text
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

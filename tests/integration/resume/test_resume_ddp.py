@@ -1,0 +1,58 @@
+"""Exact resume under DDP: a 2-process run stopped by SIGTERM in the middle of an epoch and resumed
+ends with the weights and optimizer state of the same run never interrupted."""
+
+import json
+import signal
+
+import pytest
+import torch
+
+from tests.helpers import run_entry
+from tests.integration.resume.test_resume import _interrupt_during_epoch_1, _load, _start
+
+STEPS_PER_EPOCH = 5  # 80 synthetic training images, batches of 8 on each of 2 processes
+EPOCHS = 3
+
+
+def _overrides(data_overrides, log_dir):
+    return [
+        *data_overrides,
+        "trainer=ddp_cpu",
+        f"trainer.max_epochs={EPOCHS}",
+        "trainer.deterministic=true",
+        "logger=csv",
+        "test=false",
+        f"paths.log_dir={log_dir}",
+    ]
+
+
+@pytest.mark.slow  # three 2-process runs
+def test_a_ddp_run_stopped_mid_epoch_resumes_exactly(tmp_path, data_overrides):
+    reference_dir = tmp_path / "reference"
+    reference = run_entry("train.py", _overrides(data_overrides, tmp_path / "ref_logs"), reference_dir)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    logs = tmp_path / "logs"
+    first = logs / "train" / "runs" / "first"
+    process = _start(_overrides(data_overrides, logs), first)
+    output = _interrupt_during_epoch_1(process, first, signal.SIGTERM)
+    assert process.returncode == 143, output[-3000:]
+    saved = _load(first / "checkpoints" / "last.ckpt")
+    assert STEPS_PER_EPOCH <= saved["global_step"] < EPOCHS * STEPS_PER_EPOCH
+    assert json.loads((first / "job.json").read_text())["status"] == "interrupted"
+
+    overrides = [*_overrides(data_overrides, logs), "ckpt_path=last"]
+    resumed = run_entry("train.py", overrides, tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = _load(reference_dir / "checkpoints" / "last.ckpt")
+    actual = _load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert actual["global_step"] == expected["global_step"] == EPOCHS * STEPS_PER_EPOCH
+    for name, weight in expected["state_dict"].items():
+        assert torch.allclose(actual["state_dict"][name], weight, rtol=0, atol=1e-6), name
+    moments = zip(
+        expected["optimizer_states"][0]["state"].values(),
+        actual["optimizer_states"][0]["state"].values(),
+        strict=True,
+    )
+    for theirs, ours in moments:
+        assert torch.allclose(ours["exp_avg_sq"], theirs["exp_avg_sq"], rtol=0, atol=1e-6)
