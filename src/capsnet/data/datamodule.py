@@ -103,7 +103,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_skip = state.get("examples_done_in_epoch", 0)
-        before, now = state.get("processes", 1), self.trainer.world_size if self.trainer else 1
+        before, now = state.get("processes", 1), getattr(self.trainer, "world_size", 1)
         if before != now:
             log.warning(
                 "Resuming on %d processes a run stopped on %d: the rest of the epoch is shared anew "
@@ -154,7 +154,7 @@ class MNISTDataModule(L.LightningDataModule):
     def _loader(self, dataset: InMemoryImages, batch_size: int, shuffle: bool) -> DataLoader:
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if shuffle:  # training: the seeded order, each DDP rank its share (the same seed on every rank)
-            ranks, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+            ranks, rank = getattr(self.trainer, "world_size", 1), getattr(self.trainer, "global_rank", 0)
             sampler = self.train_sampler = EpochPermutationSampler(
                 len(dataset), seed=torch.initial_seed(), num_replicas=ranks, rank=rank
             )

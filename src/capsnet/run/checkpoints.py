@@ -9,28 +9,57 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from capsnet.callbacks.wandb_run_id import WANDB_RUN_ID_KEY
 from capsnet.errors import ConfigError
 from capsnet.models.classifier import MODULE_CLASS_KEY
-from capsnet.models.loading import module_class_of
+from capsnet.models.loading import module_class_of, read_checkpoint
+from capsnet.run.hydra_runtime import in_multirun
 
 log = logging.getLogger(__name__)
 
 
-def checkpoint_to_resume(cfg: DictConfig) -> str | None:
-    """``ckpt_path``, with ``last`` meaning the newest ``last.ckpt`` of this task's earlier runs."""
+def checkpoint_to_resume(cfg: DictConfig, model: L.LightningModule) -> tuple[str, dict] | None:
+    """The checkpoint this run continues, and its contents, checked to be ``model``'s; or None.
+
+    ``ckpt_path`` is a file, or:
+    - ``auto`` (the default): this run's own ``<output_dir>/checkpoints/last.ckpt`` if there is one, so
+      that a job a cluster requeues into the same folder continues itself; else a fresh start;
+    - ``last``: in a multirun, the same (each job stays inside its own folder); in a single run, the
+      newest ``last.ckpt`` of this task's earlier runs whose model and settings are this run's (when
+      none is, the newest one's differences are named).
+    """
     ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is None:
+        return None
+    own = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if ckpt_path == "auto" or (ckpt_path == "last" and in_multirun()):
+        if not own.is_file():
+            return None
+        log.info("ckpt_path=%s: continuing this job's own %s", ckpt_path, own)
+        return _checked(str(own), model)
     if ckpt_path != "last":
-        return ckpt_path
+        return _checked(ckpt_path, model)
     runs = Path(cfg.paths.log_dir) / cfg.task_name
-    candidates = [
-        p for p in runs.glob("*/*/checkpoints/last.ckpt") if Path(cfg.paths.output_dir) not in p.parents
-    ]
-    candidates += [p for p in runs.glob("multiruns/*/*/checkpoints/last.ckpt")]
+    candidates = {p for p in runs.glob("*/*/checkpoints/last.ckpt") if own.parent.parent not in p.parents}
+    candidates |= set(runs.glob("multiruns/*/*/checkpoints/last.ckpt"))
     if not candidates:
         raise ConfigError(
             f"ckpt_path=last: no last.ckpt under {runs}/*/*/checkpoints; give a checkpoint's path"
         )
-    newest = max(set(candidates), key=lambda p: p.stat().st_mtime)
-    log.info("ckpt_path=last: resuming from %s", newest)
-    return str(newest)
+    newest_first = sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in newest_first:
+        try:
+            resumed = _checked(str(candidate), model)
+        except ConfigError:
+            continue  # another model's, or other settings: not this run's to continue
+        log.info("ckpt_path=last: resuming from %s", candidate)
+        return resumed
+    _checked(str(newest_first[0]), model)  # raises, naming what differs
+    return None
+
+
+def _checked(ckpt_path: str, model: L.LightningModule) -> tuple[str, dict]:
+    remove_unfinished_checkpoints(Path(ckpt_path).parent)
+    checkpoint = read_checkpoint(ckpt_path)
+    check_resumable(checkpoint, ckpt_path, model)
+    return ckpt_path, checkpoint
 
 
 def remove_unfinished_checkpoints(folder: Path) -> None:

@@ -134,6 +134,8 @@ def check_config(cfg: DictConfig) -> None:
     ):
         raise ConfigError("logger=tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'")
     ckpt_path = cfg.get("ckpt_path")
-    resumable = "train" in cfg  # src/train.py resolves ckpt_path=last; eval needs a file
-    if ckpt_path is not None and not (resumable and ckpt_path == "last") and not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file; give the path of a .ckpt file, or last")
+    resumable = "train" in cfg  # src/train.py resolves ckpt_path=auto and last; eval needs a file
+    words = ("auto", "last") if resumable else ()
+    if ckpt_path is not None and ckpt_path not in words and not Path(ckpt_path).is_file():
+        hint = "a .ckpt file, auto or last" if resumable else "a .ckpt file"
+        raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file; give the path of {hint}")

@@ -12,6 +12,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import rich
+import rich.table
+import rich.text
 import torch
 
 from capsnet.data.image_files import load_image
@@ -89,3 +92,26 @@ def save_predictions(results: list[Prediction], output_dir: Path) -> tuple[Path,
     ]
     json_path.write_text(json.dumps(records, indent=1) + "\n")
     return csv_path, json_path
+
+
+def show_predictions(results: list[Prediction]) -> None:
+    """A table on a terminal; elsewhere one tab-separated line a file, nothing cut. Paths are shown as
+    they are (``rich.text.Text``: a ``[/y]`` in a folder name is not markup)."""
+    rows = [
+        (
+            str(r.path),
+            "" if r.label is None else str(r.label),
+            " ".join(f"{s:.2f}" for s in r.scores),
+            "; ".join(r.notes),
+        )
+        for r in results
+    ]
+    console = rich.get_console()
+    if not console.is_terminal:
+        for row in rows:
+            print("\t".join(row))
+        return
+    table = rich.table.Table("file", "class", "scores (0-9)", "notes")
+    for row in rows:
+        table.add_row(*(rich.text.Text(cell) for cell in row))
+    console.print(table)

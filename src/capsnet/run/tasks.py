@@ -15,21 +15,13 @@ from typing import Any
 
 import hydra
 import lightning as L
-import rich
-import rich.table
-import rich.text
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.callbacks.capsule_insights import CapsuleInsights
 from capsnet.errors import EXIT_INTERRUPTED, ConfigError, InputError
-from capsnet.models.loading import load_classifier, read_checkpoint
-from capsnet.run.checkpoints import (
-    check_resumable,
-    checkpoint_to_resume,
-    continue_wandb_run,
-    remove_unfinished_checkpoints,
-)
+from capsnet.models.loading import load_classifier
+from capsnet.run.checkpoints import checkpoint_to_resume, continue_wandb_run
 from capsnet.run.config_tree import print_config_tree
 from capsnet.run.loggers import finish_loggers
 from capsnet.run.workarounds import csv_header_written_by_a_spawned_process, ddp_relaunching_the_whole_sweep
@@ -44,14 +36,11 @@ def train(cfg: DictConfig) -> float | None:
     """Fit (``train``), then test the best checkpoint (``test``). The final metrics go to
     ``<output_dir>/metrics.json``; returns the ``optimized_metric``'s value, for sweepers."""
     start(cfg)
-    ckpt_path = checkpoint_to_resume(cfg)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg)
-    if ckpt_path:  # the checkpoint must be this model's, with these settings; its W&B run continues
-        remove_unfinished_checkpoints(Path(ckpt_path).parent)
-        checkpoint = read_checkpoint(ckpt_path)
-        check_resumable(checkpoint, ckpt_path, model)
-        continue_wandb_run(cfg, checkpoint)
+    ckpt_path, checkpoint = checkpoint_to_resume(cfg, model) or (None, None)  # checked to be this model's
+    if checkpoint:
+        continue_wandb_run(cfg, checkpoint)  # its W&B run continues
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     try:
@@ -128,7 +117,7 @@ def predict(cfg: DictConfig) -> list:
     be read are reported one a line and end the run with exit code 2, after the others are classified."""
     from capsnet.data.image_files import input_files
     from capsnet.run.prediction import predict as classify
-    from capsnet.run.prediction import save_predictions
+    from capsnet.run.prediction import save_predictions, show_predictions
 
     files, skipped = input_files(cfg.input)
     for path in skipped:
@@ -147,29 +136,6 @@ def predict(cfg: DictConfig) -> list:
             f"{len(failed)} of {len(results)} files could not be classified (listed in {csv_path})"
         )
     return results
-
-
-def show_predictions(results: list) -> None:
-    """A table on a terminal; elsewhere one tab-separated line a file, nothing cut. Paths are shown as
-    they are (``rich.text.Text``: a ``[/y]`` in a folder name is not markup)."""
-    rows = [
-        (
-            str(r.path),
-            "" if r.label is None else str(r.label),
-            " ".join(f"{s:.2f}" for s in r.scores),
-            "; ".join(r.notes),
-        )
-        for r in results
-    ]
-    console = rich.get_console()
-    if not console.is_terminal:
-        for row in rows:
-            print("\t".join(row))
-        return
-    table = rich.table.Table("file", "class", "scores (0-9)", "notes")
-    for row in rows:
-        table.add_row(*(rich.text.Text(cell) for cell in row))
-    console.print(table)
 
 
 def start(cfg: DictConfig) -> None:

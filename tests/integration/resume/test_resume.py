@@ -120,3 +120,22 @@ def test_last_without_any_checkpoint_is_a_clear_error(tmp_path, data_overrides):
     )
     assert result.code == 2
     assert "ckpt_path=last: no last.ckpt under" in result.output
+
+
+def test_auto_continues_the_runs_own_checkpoint_and_last_skips_other_models(tmp_path, data_overrides):
+    """A job requeued into its own folder continues itself (ckpt_path=auto, the default); ckpt_path=last
+    passes over a newer checkpoint of another model to the newest one this run can continue."""
+    common = [*data_overrides, "logger=csv", "test=false", f"paths.log_dir={tmp_path / 'logs'}"]
+    job = tmp_path / "logs" / "train" / "runs" / "job"
+    assert run_in_process("train", [*common, "trainer.max_epochs=1"], job).code == 0
+    again = run_in_process("train", [*common, "trainer.max_epochs=2"], job)  # requeued: same folder
+    assert again.code == 0, again.output[-3000:]
+    assert f"ckpt_path=auto: continuing this job's own {job / 'checkpoints' / 'last.ckpt'}" in again.output
+    assert _load(job / "checkpoints" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
+
+    other = tmp_path / "logs" / "train" / "runs" / "other"
+    tiny_baseline = ["model=baseline_cnn", "model.net.conv_channels=[4,4,4]", "model.net.hidden=[8,8]"]
+    assert run_in_process("train", [*common, *tiny_baseline, "trainer.max_epochs=1"], other).code == 0
+    resumed = run_in_process("train", [*common, "trainer.max_epochs=3", "ckpt_path=last"], tmp_path / "new")
+    assert resumed.code == 0, resumed.output[-3000:]
+    assert f"resuming from {job / 'checkpoints' / 'last.ckpt'}" in resumed.output
