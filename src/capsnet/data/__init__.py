@@ -1,0 +1,1 @@
+"""Datasets on disk (IDX files, sources, MD5s, generated sets) and the DataModules that serve them."""

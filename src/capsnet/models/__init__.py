@@ -1,0 +1,1 @@
+"""The LightningModules (metrics, logging, optimizers) and loading them from checkpoints, weights only."""

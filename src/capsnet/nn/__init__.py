@@ -1,0 +1,1 @@
+"""The paper's networks as plain torch modules, without Lightning: squash, routing, capsules, losses."""

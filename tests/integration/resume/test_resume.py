@@ -53,6 +53,20 @@ def _load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def assert_same_training_state(expected: dict, actual: dict) -> None:
+    """The weights, Adam's moments and the schedule of two checkpoints agree (to 1e-6)."""
+    for name, weight in expected["state_dict"].items():
+        assert torch.allclose(actual["state_dict"][name], weight, rtol=0, atol=1e-6), name
+    moments = zip(
+        expected["optimizer_states"][0]["state"].values(),
+        actual["optimizer_states"][0]["state"].values(),
+        strict=True,
+    )
+    for theirs, ours in moments:
+        assert torch.allclose(ours["exp_avg_sq"], theirs["exp_avg_sq"], rtol=0, atol=1e-6)
+    assert actual["lr_schedulers"] == expected["lr_schedulers"]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, data_overrides):
     root = tmp_path_factory.mktemp("uninterrupted")
@@ -85,16 +99,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
         _load(tmp_path / "resumed" / "checkpoints" / "last.ckpt"),
     )
     assert (actual["global_step"], actual["epoch"]) == (expected["global_step"], expected["epoch"]) == (30, 2)
-    for name, weight in expected["state_dict"].items():
-        assert torch.allclose(actual["state_dict"][name], weight, rtol=0, atol=1e-6), name
-    moments = zip(
-        expected["optimizer_states"][0]["state"].values(),
-        actual["optimizer_states"][0]["state"].values(),
-        strict=True,
-    )
-    for theirs, ours in moments:
-        assert torch.allclose(ours["exp_avg_sq"], theirs["exp_avg_sq"], rtol=0, atol=1e-6)
-    assert actual["lr_schedulers"] == expected["lr_schedulers"]
+    assert_same_training_state(expected, actual)
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path, data_overrides, uninterrupted):

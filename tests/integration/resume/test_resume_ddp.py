@@ -5,10 +5,14 @@ import json
 import signal
 
 import pytest
-import torch
 
 from tests.helpers import run_entry
-from tests.integration.resume.test_resume import _interrupt_during_epoch_1, _load, _start
+from tests.integration.resume.test_resume import (
+    _interrupt_during_epoch_1,
+    _load,
+    _start,
+    assert_same_training_state,
+)
 
 STEPS_PER_EPOCH = 5  # 80 synthetic training images, batches of 8 on each of 2 processes
 EPOCHS = 3
@@ -47,12 +51,4 @@ def test_a_ddp_run_stopped_mid_epoch_resumes_exactly(tmp_path, data_overrides):
     expected = _load(reference_dir / "checkpoints" / "last.ckpt")
     actual = _load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert actual["global_step"] == expected["global_step"] == EPOCHS * STEPS_PER_EPOCH
-    for name, weight in expected["state_dict"].items():
-        assert torch.allclose(actual["state_dict"][name], weight, rtol=0, atol=1e-6), name
-    moments = zip(
-        expected["optimizer_states"][0]["state"].values(),
-        actual["optimizer_states"][0]["state"].values(),
-        strict=True,
-    )
-    for theirs, ours in moments:
-        assert torch.allclose(ours["exp_avg_sq"], theirs["exp_avg_sq"], rtol=0, atol=1e-6)
+    assert_same_training_state(expected, actual)
