@@ -161,3 +161,20 @@ def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
     ]
     for job in (0, 1):
         assert "test/acc" in (sweep / str(job) / "metrics.json").read_text()
+
+
+@pytest.mark.slow  # two jobs, each a process of its own started by submitit
+def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, data_overrides):
+    sweep = tmp_path / "sweep"
+    overrides = [
+        *data_overrides,
+        *TINY,
+        "logger=csv",
+        "routing.iterations=1,2",
+        "hydra/launcher=submitit_local",
+    ]
+    result = run_multirun([*overrides, "hydra.launcher.timeout_min=10"], sweep)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in ("0", "1"):
+        assert json.loads((sweep / job / "job.json").read_text())["status"] == "completed"
+        assert "test/acc" in json.loads((sweep / job / "metrics.json").read_text())
