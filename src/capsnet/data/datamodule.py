@@ -125,6 +125,11 @@ class MNISTDataModule(L.LightningDataModule):
             val_index, train_index = order[: self.val_size], order[self.val_size :]
             if self.train_subset is not None:
                 train_index = train_index[: self.train_subset]
+            if self.batch_size > len(train_index):  # 100,000 on the full set would ask for ~22 GB
+                raise ConfigError(
+                    f"data.batch_size={self.batch_size} is more than the {len(train_index):,} training "
+                    f"images it draws from: choose data.batch_size <= {len(train_index):,}"
+                )
             self.train_set = InMemoryImages(images, labels, train_index)
             if self.val_size:
                 self.val_set = InMemoryImages(images, labels, val_index)

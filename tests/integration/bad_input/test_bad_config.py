@@ -81,6 +81,7 @@ BAD_FOR_THE_DATA = [
     ("data.val_size=1000", "data.val_size=1000 must be in [0, 95]"),
     ("data.num_classes=5", "data.num_classes=5, but"),
     ("data.image_shape=[1,32,32]", "data.image_shape=[1, 32, 32], but"),
+    ("data.batch_size=100000", "data.batch_size=100000 is more than the 80 training images it draws from"),
 ]
 
 

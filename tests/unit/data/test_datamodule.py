@@ -36,7 +36,9 @@ def test_split_is_seeded_and_disjoint(tmp_path):
     files = spec_for(tmp_path, checksums).files
 
     def split(seed):
-        module = MNISTDataModule(str(tmp_path), files=files, val_size=10, split_seed=seed, train_subset=30)
+        module = MNISTDataModule(
+            str(tmp_path), files=files, val_size=10, split_seed=seed, train_subset=30, batch_size=8
+        )
         module.setup("fit")
         return module.train_set, module.val_set
 
@@ -50,7 +52,9 @@ def test_split_is_seeded_and_disjoint(tmp_path):
 
 def test_val_size_zero_trains_on_everything_and_validates_on_the_test_set(tmp_path):
     checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
-    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=0)
+    module = MNISTDataModule(
+        str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=0, batch_size=8
+    )
     module.setup("fit")
     module.setup("test")
     assert len(module.train_set) == 50 and len(module.val_set) == 10
@@ -65,7 +69,9 @@ def test_val_size_zero_is_refused_where_the_test_set_is_not_mnist(tmp_path, modu
 
 def test_shift_only_on_training_batches(tmp_path):
     checksums = write_synthetic_mnist(tmp_path, train=40, test=10)
-    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=8)
+    module = MNISTDataModule(
+        str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=8, batch_size=8
+    )
     module.setup("fit")
     batch = module.train_set.__getitems__(list(range(32)))
     plain = batch[0].float() / 255

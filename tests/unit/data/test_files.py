@@ -73,7 +73,9 @@ def test_corrupt_file_without_source_is_named(tmp_path, monkeypatch):
 
 def test_setup_refuses_unverified_file(tmp_path):
     checksums = write_synthetic_mnist(tmp_path, train=8, test=4)
-    module = MNISTDataModule(str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=2)
+    module = MNISTDataModule(
+        str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=2, batch_size=8
+    )
     module.spec.path("train_images").write_bytes(b"\x00" * 10)
     with pytest.raises(DataError, match="train-images-idx3-ubyte"):
         module.setup("fit")
