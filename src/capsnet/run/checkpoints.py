@@ -33,9 +33,9 @@ def checkpoint_to_resume(cfg: DictConfig, model: L.LightningModule) -> tuple[str
         if not own.is_file():
             return None
         log.info("ckpt_path=%s: continuing this job's own %s", ckpt_path, own)
-        return _checked(str(own), model)
+        return _continued(str(own), model)
     if ckpt_path != "last":
-        return _checked(ckpt_path, model)
+        return _continued(ckpt_path, model)
     runs = Path(cfg.paths.log_dir) / cfg.task_name
     candidates = {p for p in runs.glob("*/*/checkpoints/last.ckpt") if own.parent.parent not in p.parents}
     candidates |= set(runs.glob("multiruns/*/*/checkpoints/last.ckpt"))
@@ -50,13 +50,20 @@ def checkpoint_to_resume(cfg: DictConfig, model: L.LightningModule) -> tuple[str
         except ConfigError:
             continue  # another model's, or other settings: not this run's to continue
         log.info("ckpt_path=last: resuming from %s", candidate)
+        remove_unfinished_checkpoints(candidate.parent)
         return resumed
     _checked(str(newest_first[0]), model)  # raises, naming what differs
     return None
 
 
-def _checked(ckpt_path: str, model: L.LightningModule) -> tuple[str, dict]:
+def _continued(ckpt_path: str, model: L.LightningModule) -> tuple[str, dict]:
+    """The checkpoint chosen, checked; what a kill while saving left beside it is removed."""
     remove_unfinished_checkpoints(Path(ckpt_path).parent)
+    return _checked(ckpt_path, model)
+
+
+def _checked(ckpt_path: str, model: L.LightningModule) -> tuple[str, dict]:
+    """Only read and checked: the candidates of ``last`` may be other runs', still saving."""
     checkpoint = read_checkpoint(ckpt_path)
     check_resumable(checkpoint, ckpt_path, model)
     return ckpt_path, checkpoint
