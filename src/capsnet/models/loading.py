@@ -65,6 +65,10 @@ def module_class_of(checkpoint: dict, ckpt_path: str | Path) -> type[ClassifierM
 
 
 def load_classifier(ckpt_path: str | Path) -> ClassifierModule:
-    """The module a checkpoint holds, of the class it names, on the CPU."""
-    module_class = module_class_of(read_checkpoint(ckpt_path), ckpt_path)
-    return module_class.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    """The module a checkpoint holds, of the class it names, on the CPU: built from its saved
+    hyperparameters and given its weights, from the one read of the file (what ``load_from_checkpoint``
+    does, without reading it a second time)."""
+    checkpoint = read_checkpoint(ckpt_path)
+    module = module_class_of(checkpoint, ckpt_path)(**checkpoint.get("hyper_parameters", {}))
+    module.load_state_dict(checkpoint["state_dict"])
+    return module
