@@ -97,20 +97,9 @@ def test_real_mnist_rebuilt_from_the_package_index(tmp_path):
 
 def test_fashion_mnist_from_debian_files(tmp_path):
     """Debian's package ships .gz files; the source decompresses them where the checksums expect."""
-    import gzip
-    import shutil
-
     from capsnet.data.sources import IDX_NAMES, copy_debian_fashion_mnist
 
-    write_synthetic_mnist(tmp_path / "made")
-    debian = tmp_path / "usr_share_datasets_fashion-mnist"
-    debian.mkdir()
-    for name in IDX_NAMES:
-        with (
-            open(tmp_path / "made" / "MNIST" / "raw" / name, "rb") as raw,
-            gzip.open(debian / f"{name}.gz", "wb") as gz,
-        ):
-            shutil.copyfileobj(raw, gz)
+    debian = _debian_package_of_synthetic_files(tmp_path)  # as installed in /usr/share/datasets
     raw_dir = tmp_path / "data" / "FashionMNIST" / "raw"
     raw_dir.mkdir(parents=True)
     copy_debian_fashion_mnist(raw_dir, "FashionMNIST", folder=debian)
