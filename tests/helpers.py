@@ -152,3 +152,14 @@ class SigtermWhileTesting(L.Callback):
 
     def on_test_batch_start(self, *args, **kwargs) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+class SigtermDuringValidation(L.Callback):
+    """Sends this process a SIGTERM at the first validation batch after training epoch ``epoch``."""
+
+    def __init__(self, epoch: int = 0):
+        self.epoch = epoch
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking and trainer.current_epoch == self.epoch and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -22,11 +22,16 @@ class CheckpointOnInterrupt(L.Callback):
     The checkpoint then holds a consistent state after a whole step (weights, optimizer, schedule,
     loop counters, the data order's position, random states), which
     ``python src/train.py ckpt_path=last`` continues exactly.
+
+    A signal during validation inside ``fit`` lets the validation finish first: Lightning would stop
+    it after the current batch, and a run resumed from there skips the rest of that validation (no
+    ``val/acc``, no best checkpoint for the epoch).
     """
 
     def __init__(self, dirpath: str, filename: str = "last"):
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self._previous_sigint = None
+        self._stop_after_validation = False
 
     def _on_sigint(self, signum, frame) -> None:
         signal.signal(signal.SIGINT, self._previous_sigint or signal.default_int_handler)
@@ -42,6 +47,18 @@ class CheckpointOnInterrupt(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._previous_sigint is not None:
             signal.signal(signal.SIGINT, self._previous_sigint)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and trainer.received_sigterm:
+            # Lightning reads this flag after each validation batch (and nowhere else during validation);
+            # it has no public setter.
+            trainer._signal_connector.received_sigterm = False
+            self._stop_after_validation = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._stop_after_validation:  # the stop happens after the epoch's end (or, mid-epoch, now)
+            self._stop_after_validation = False
+            trainer._signal_connector.received_sigterm = True
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException

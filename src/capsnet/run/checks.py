@@ -6,6 +6,7 @@ becomes a ``ConfigError`` whose one-line message names the key, the value given 
 """
 
 import importlib.util
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ def boolean(key: str) -> Rule:
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
 MAX_SEED = 2**32 - 1  # what numpy (and so Lightning's seed_everything) accepts
 MAX_TAG = 64  # W&B refuses longer tags
+# Signals a scheduler may warn with; SIGTERM and SIGINT already stop training with a checkpoint.
+REQUEUE_SIGNALS = {s.name for s in signal.Signals} - {"SIGTERM", "SIGINT", "SIGKILL", "SIGSTOP"}
 
 RULES: tuple[Rule, ...] = (
     int_at_least("routing.iterations", 1),
@@ -112,6 +115,12 @@ RULES: tuple[Rule, ...] = (
     int_at_least("malloc_mmap_threshold", 0, optional=True),
     Rule("huge_pages", "true or false", lambda v: isinstance(v, bool), optional=True),
     Rule("skip_triton_on_cpu", "true or false", lambda v: isinstance(v, bool), optional=True),
+    Rule(
+        "requeue_signals",
+        "a list of signal names other than SIGTERM, SIGINT and SIGKILL, e.g. [SIGUSR1, SIGUSR2]",
+        lambda v: isinstance(v, list) and all(name in REQUEUE_SIGNALS for name in v),
+        optional=True,
+    ),
     Rule(
         "logger.wandb.mode",
         "auto, online, offline or disabled",

@@ -20,6 +20,7 @@ from capsnet.run.checks import check_config
 from capsnet.run.hydra_runtime import hydra_config, in_multirun
 from capsnet.run.job_record import write_job_record
 from capsnet.run.process import enable_huge_pages, set_mmap_threshold, skip_triton_on_cpu
+from capsnet.run.requeue import RequeueOnSignal
 
 
 def _interrupted(signum, frame) -> None:
@@ -32,7 +33,7 @@ def run(task: str, cfg: DictConfig):
     In a multirun the error is raised instead of exiting, so Hydra records this job as failed and
     runs the others.
     """
-    previous = None
+    previous, requeue = None, None
     if task != "train" and threading.current_thread() is threading.main_thread():
         # Training has its own: Lightning's, which finishes the step and saves (CheckpointOnInterrupt);
         # Lightning calls handlers already in place too, so this one must not be there then.
@@ -44,12 +45,14 @@ def run(task: str, cfg: DictConfig):
         skip_triton_on_cpu(cfg.get("skip_triton_on_cpu"))
         from capsnet.run import tasks
 
-        return getattr(tasks, task)(cfg)
+        requeue = RequeueOnSignal(list(cfg.get("requeue_signals") or []) if task == "train" else [])
+        with requeue:
+            return getattr(tasks, task)(cfg)
     except SystemExit as exit_:
         if _is_lightnings_sigterm(exit_):  # SIGTERM while Lightning tests: its exit carries no code
             return _end(cfg, "Interrupted", EXIT_INTERRUPTED, Interrupted("SIGTERM while testing"))
-        if exit_.code == EXIT_INTERRUPTED and not in_multirun():  # training saved its state first
-            _record(cfg, "interrupted", EXIT_INTERRUPTED, "SIGTERM or Ctrl-C while training")
+        if exit_.code == EXIT_INTERRUPTED:  # training saved its state first
+            _training_interrupted(cfg, requeue)
         raise
     except tuple(FAILURES) as error:
         kind, code = next(outcome for kind, outcome in FAILURES.items() if isinstance(error, kind))
@@ -67,8 +70,19 @@ def _end(cfg: DictConfig, kind: str, code: int, error: Exception):
     sys.exit(code)
 
 
+def _training_interrupted(cfg: DictConfig, requeue: RequeueOnSignal | None) -> None:
+    """job.json for training stopped with a checkpoint (a multirun's job too: Hydra records no job that
+    exits); then, if the scheduler's warning signal stopped it, the job asks to be requeued."""
+    if requeue is None or requeue.received is None:
+        _record(cfg, "interrupted", EXIT_INTERRUPTED, "SIGTERM or Ctrl-C while training")
+        return
+    reason = f"{requeue.received.name} from the scheduler: saved last.ckpt, asked to be requeued"
+    _record(cfg, "requeued", EXIT_INTERRUPTED, reason)
+    requeue.requeue()  # through submitit's handler, which exits
+
+
 def _record(cfg: DictConfig, status: str, code: int, error: str) -> None:
-    """job.json for a single run that ends with an exit code of its own."""
+    """job.json for a run that ends with an exit code of its own."""
     output_dir = cfg.get("paths", {}).get("output_dir")
     if not output_dir:
         return

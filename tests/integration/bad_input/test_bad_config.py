@@ -37,6 +37,11 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("logger.wandb.mode=sometimes", 2, "logger.wandb.mode='sometimes' is invalid"),
     ("malloc_mmap_threshold=-1", 2, "malloc_mmap_threshold=-1 is invalid"),
     ("huge_pages=sometimes", 2, "huge_pages='sometimes' is invalid; allowed: true or false"),
+    (
+        "requeue_signals=[SIGTERM]",
+        2,
+        "requeue_signals=['SIGTERM'] is invalid; allowed: a list of signal names other",
+    ),
     ("ckpt_path=/no/such/file.ckpt", 2, "ckpt_path='/no/such/file.ckpt': no such file"),
 ]
 # Refused by Hydra while composing, before our check: only a real process shows its exit code.

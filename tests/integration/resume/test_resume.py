@@ -1,7 +1,9 @@
 """Nothing lost: interruption and exact resume, determinism. The interruption tests send real signals to
 real training processes."""
 
+import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -30,10 +32,17 @@ def _overrides(data_overrides, log_dir: Path) -> list[str]:
     ]
 
 
-def _start(overrides: list[str], run_dir: Path) -> subprocess.Popen:
+def _start(overrides: list[str], run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``src/train.py`` in a process of its own; ``tests.helpers`` callbacks can be given as overrides."""
     command = [sys.executable, str(ROOT / "src" / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -144,3 +153,83 @@ def test_auto_continues_the_runs_own_checkpoint_and_last_skips_other_models(tmp_
     resumed = run_in_process("train", [*common, "trainer.max_epochs=3", "ckpt_path=last"], tmp_path / "new")
     assert resumed.code == 0, resumed.output[-3000:]
     assert f"resuming from {job / 'checkpoints' / 'last.ckpt'}" in resumed.output
+
+
+def _validated_epochs(run_dir: Path) -> list[int]:
+    """The epochs with a ``val/acc`` in the run's metrics.csv."""
+    with open(run_dir / "csv" / "metrics.csv") as rows:
+        return [int(row["epoch"]) for row in csv.DictReader(rows) if row.get("val/acc")]
+
+
+def test_sigterm_during_validation_finishes_it_and_the_resumed_run_ends_identical(
+    tmp_path, data_overrides, uninterrupted
+):
+    logs = tmp_path / "logs"
+    first = logs / "train" / "runs" / "first"
+    overrides = [*_overrides(data_overrides, logs), "data.eval_batch_size=4"]  # 4 validation batches
+    sigterm = "+callbacks.sigterm._target_=tests.helpers.SigtermDuringValidation"
+    process = _start([*overrides, sigterm], first)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 143, output[-3000:]
+    assert _load(first / "checkpoints" / "last.ckpt")["global_step"] == STEPS_PER_EPOCH
+    assert _validated_epochs(first) == [0]  # epoch 0's validation was finished, not cut short
+    assert (first / "checkpoints" / "epoch_000.ckpt").exists()  # and its checkpoint saved
+
+    resumed = run_in_process("train", [*overrides, "ckpt_path=last"], tmp_path / "resumed")
+    assert resumed.code == 0, resumed.output[-3000:]
+    assert _validated_epochs(tmp_path / "resumed") == [1, 2]
+    expected, actual = (
+        _load(uninterrupted / "checkpoints" / "last.ckpt"),
+        _load(tmp_path / "resumed" / "checkpoints" / "last.ckpt"),
+    )
+    assert (actual["global_step"], actual["epoch"]) == (expected["global_step"], expected["epoch"])
+    assert_same_training_state(expected, actual)
+
+
+def _slurm_job(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """The environment of a one-task SLURM job (job 4242) whose ``scontrol`` records what it is asked."""
+    bin_dir, requests = tmp_path / "bin", tmp_path / "scontrol_requests"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {requests}\n')
+    scontrol.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(
+        PATH=f"{bin_dir}:{env['PATH']}",
+        SLURM_JOB_ID="4242",
+        SLURM_JOB_NAME="capsnet",
+        SLURM_NTASKS="1",
+        SLURM_PROCID="0",
+        SLURM_LOCALID="0",
+        SLURM_NODEID="0",
+        SLURM_NODELIST="localhost",
+    )
+    return env, requests
+
+
+def test_slurm_warning_signal_saves_requeues_and_the_same_command_ends_identical(
+    tmp_path, data_overrides, uninterrupted
+):
+    """SLURM sends the signal submitit asked for (SIGUSR2) before pre-empting the job: the job saves
+    after the step and requeues itself; SLURM then runs the same command in the same folder."""
+    env, requests = _slurm_job(tmp_path)
+    job = tmp_path / "logs" / "train" / "runs" / "slurm-4242"
+    overrides = _overrides(data_overrides, tmp_path / "logs")
+    process = _start(overrides, job, env)
+    output = _interrupt_during_epoch_1(process, job, signal.SIGUSR2)
+    assert process.returncode == 143, output[-3000:]
+    assert "SIGUSR2: the job is about to be stopped" in output
+    assert requests.read_text() == "requeue 4242\n"
+    assert json.loads((job / "job.json").read_text())["status"] == "requeued"
+    assert (
+        STEPS_PER_EPOCH <= _load(job / "checkpoints" / "last.ckpt")["global_step"] < EPOCHS * STEPS_PER_EPOCH
+    )
+
+    requeued = _start(overrides, job, env)
+    output, _ = requeued.communicate(timeout=300)
+    assert requeued.returncode == 0, output[-3000:]
+    assert f"ckpt_path=auto: continuing this job's own {job / 'checkpoints' / 'last.ckpt'}" in output
+    assert requests.read_text() == "requeue 4242\n"  # asked once
+    assert_same_training_state(
+        _load(uninterrupted / "checkpoints" / "last.ckpt"), _load(job / "checkpoints" / "last.ckpt")
+    )

@@ -4,6 +4,8 @@ import contextlib
 import importlib.util
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -178,3 +180,20 @@ def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, data_overrid
     for job in ("0", "1"):
         assert json.loads((sweep / job / "job.json").read_text())["status"] == "completed"
         assert "test/acc" in json.loads((sweep / job / "metrics.json").read_text())
+
+
+def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path, data_overrides):
+    """A shell loop with ``&`` or a job array: runs started in the same second never share a folder."""
+    overrides = [*data_overrides, *TINY, "logger=csv", "test=false", f"paths.log_dir={tmp_path}"]
+    command = [sys.executable, str(ROOT / "src" / "train.py"), *overrides]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300)[0].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    folders = sorted((tmp_path / "train" / "runs").iterdir())
+    assert len(folders) == 2
+    for folder in folders:
+        assert json.loads((folder / "job.json").read_text())["status"] == "completed"
+        assert (folder / "csv" / "metrics.csv").read_text().startswith("epoch,")
