@@ -4,6 +4,7 @@ where the process is not what is tested)."""
 
 import contextlib
 import io
+import json
 import logging
 import os
 import signal
@@ -163,3 +164,37 @@ class SigtermDuringValidation(L.Callback):
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if not trainer.sanity_checking and trainer.current_epoch == self.epoch and batch_idx == 0:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def wandb_records(run_dir: Path) -> list[dict]:
+    """The records of a W&B run folder's ``.wandb`` log, as ``wandb leet inspect --json`` prints them."""
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    printed = subprocess.run(
+        [str(wandb_cli), "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    ).stdout
+    return [json.loads(line) for line in printed.splitlines() if line.strip()]
+
+
+def read_wandb_run(run_dir: Path) -> SimpleNamespace:
+    """A W&B run folder read back: ``run`` (its run record), ``config``, ``history`` (one dict a row,
+    nested keys joined with ``.``), ``summary`` and ``artifacts``."""
+    run = SimpleNamespace(run={}, config={}, history=[], summary={}, artifacts=[])
+    for record in wandb_records(run_dir):
+        kind = record["type"]
+        if kind == "run":
+            run.run = record["run"]
+            run.config.update(record["run"].get("config", {}).get("update", {}))
+        elif kind == "config":
+            run.config.update(record["config"].get("update", {}))
+        elif kind == "history":
+            run.history.append(record["history"]["item"])
+        elif kind == "summary":
+            run.summary.update(record["summary"].get("update", {}))
+        elif kind == "artifact":
+            run.artifacts.append(record["artifact"])
+    return run

@@ -14,8 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.helpers import ROOT, run_multirun
-from tests.wandb_records import read_run
+from tests.helpers import ROOT, read_wandb_run, run_multirun
 
 TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
 
@@ -63,11 +62,11 @@ def test_grid_runs_every_combination_in_its_own_folder(grid_sweep):
 
 def test_grid_jobs_share_one_wandb_group_named_after_the_sweep(grid_sweep):
     runs = [
-        read_run(next((grid_sweep / str(job) / "wandb").glob("offline-run-*")))["run"] for job in range(4)
+        read_wandb_run(next((grid_sweep / str(job) / "wandb").glob("offline-run-*"))).run for job in range(4)
     ]
-    assert {run.run_group for run in runs} == {f"train-{grid_sweep.name}"}
-    assert len({run.run_id for run in runs}) == 4
-    assert len({run.display_name for run in runs}) == 4
+    assert {run["run_group"] for run in runs} == {f"train-{grid_sweep.name}"}
+    assert len({run["run_id"] for run in runs}) == 4
+    assert len({run["display_name"] for run in runs}) == 4
 
 
 def test_summary_has_a_row_per_job_and_a_plot(grid_sweep):

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from tests.helpers import run_in_process
-from tests.wandb_records import read_run
+from tests.helpers import read_wandb_run, run_in_process
 
 CELL = 28 + 2  # an MNIST image and the grid's padding
 
@@ -27,37 +26,37 @@ def test_offline_run_says_how_to_sync_it(wandb_run):
 
 
 def test_offline_run_holds_config_and_metrics(wandb_run):
-    run = read_run(wandb_run.run_dir)
-    assert run["run"].display_name.endswith(
+    run = read_wandb_run(wandb_run.run_dir)
+    assert run.run["display_name"].endswith(
         "trainer.max_epochs=2,trainer.log_every_n_steps=1,routing.iterations=2"
     )
-    assert "logger.wandb.log_model" not in run["run"].display_name  # where it logs, not what it trains
-    assert run["config"]["routing"]["iterations"] == 2
-    assert "routing" not in run["config"]["model"]  # each value once (the module gets the group by name)
-    assert run["config"]["parameters"]["total"] == 8_215_568
-    logged = {key for row in run["history"] for key in row}
+    assert "logger.wandb.log_model" not in run.run["display_name"]  # where it logs, not what it trains
+    assert run.config["routing"]["iterations"] == 2
+    assert "routing" not in run.config["model"]  # each value once (the module gets the group by name)
+    assert run.config["parameters"]["total"] == 8_215_568
+    logged = {key for row in run.history for key in row}
     for stage in ("val", "test"):
         for name in ("acc", "error", "margin_loss", "reconstruction_loss", "total_loss"):
             assert f"{stage}/{name}" in logged
         assert {f"{stage}/routing_entropy_iter{r}" for r in (1, 2)} <= logged
     assert {"train/total_loss", "train/margin_loss", "train/reconstruction_loss", "train/lr"} <= logged
     assert {f"test/acc_class_{k}" for k in range(10)} <= logged
-    test_acc = [row["test/acc"] for row in run["history"] if "test/acc" in row]
+    test_acc = [row["test/acc"] for row in run.history if "test/acc" in row]
     assert len(test_acc) == 1 and 0.0 <= test_acc[0] <= 1.0
     # Iteration 1's couplings are uniform over 10 parents: entropy log(10).
     entropy_1 = [
-        row["val/routing_entropy_iter1"] for row in run["history"] if "val/routing_entropy_iter1" in row
+        row["val/routing_entropy_iter1"] for row in run.history if "val/routing_entropy_iter1" in row
     ]
     assert entropy_1 and all(v == pytest.approx(2.302585, abs=1e-4) for v in entropy_1)
 
 
 def test_offline_run_holds_the_pictures(wandb_run):
-    run = read_run(wandb_run.run_dir)
+    run = read_wandb_run(wandb_run.run_dir)
     images = {}
-    for row in run["history"]:
+    for row in run.history:
         for key, value in row.items():
-            if key.endswith("/filenames"):
-                images.setdefault(key.removesuffix("/filenames"), []).append((value, row))
+            if key.endswith(".filenames"):
+                images.setdefault(key.removesuffix(".filenames"), []).append((value, row))
     expected = {
         "val/reconstructions": (8 * CELL + 2, 2 * CELL + 2),
         "test/reconstructions": (8 * CELL + 2, 2 * CELL + 2),
@@ -71,9 +70,9 @@ def test_offline_run_holds_the_pictures(wandb_run):
         for filenames, row in images[key]:
             (name,) = filenames
             with Image.open(wandb_run.run_dir / "files" / name) as picture:
-                assert picture.size == size == (row[f"{key}/width"], row[f"{key}/height"])
+                assert picture.size == size == (row[f"{key}.width"], row[f"{key}.height"])
     histograms = {
-        key.removesuffix("/values") for row in run["history"] for key in row if key.endswith("/values")
+        key.removesuffix(".values") for row in run.history for key in row if key.endswith(".values")
     }
     assert {
         "test/final_couplings/c_ij",
@@ -83,20 +82,10 @@ def test_offline_run_holds_the_pictures(wandb_run):
 
 
 def test_offline_run_holds_the_checkpoint_as_a_model_artifact(wandb_run):
-    from wandb.proto import wandb_internal_pb2
-
-    from tests.wandb_records import _payloads
-
-    (path,) = wandb_run.run_dir.glob("run-*.wandb")
-    artifacts = []
-    for payload in _payloads(path.read_bytes()):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        if record.WhichOneof("record_type") == "artifact":
-            artifacts.append(record.artifact)
-    assert artifacts and all(a.type == "model" for a in artifacts)
-    assert any("best" in a.aliases for a in artifacts)
-    assert all([entry.path for entry in a.manifest.contents] == ["model.ckpt"] for a in artifacts)
+    artifacts = read_wandb_run(wandb_run.run_dir).artifacts
+    assert artifacts and all(a["type"] == "model" for a in artifacts)
+    assert any("best" in a["aliases"] for a in artifacts)
+    assert all([entry["path"] for entry in a["manifest"]["contents"]] == ["model.ckpt"] for a in artifacts)
 
 
 def test_csv_logger_gets_the_pictures_as_png_files(wandb_run):
