@@ -7,15 +7,18 @@ After testing (the end of ``src/train.py``, or ``src/eval.py`` / ``scripts/visua
 - ``test/reconstructions``: the same for the first test images;
 - ``test/pose_perturbation`` (paper fig. 4): for each of a few test digits, a block of 16 rows, one
   per DigitCaps dimension, each moved from -0.25 to +0.25 in steps of 0.05 (columns) and decoded;
-- ``test/routing_entropy``: mean entropy of the couplings used by each routing iteration, a chart
+- ``test/routing_entropy``: mean entropy of the couplings used by each routing iteration, a line chart
   (the scalars ``{val,test}/routing_entropy_iter{r}`` are logged by the module every epoch);
 - ``test/final_couplings``: a histogram of the last iteration's coupling coefficients;
 - ``test/confusion_matrix``: counts, true class by row (per-class accuracy is logged by the module);
-- ``test/capsule_lengths``: distributions of the DigitCaps lengths for the true class and the others.
+- ``test/capsule_lengths``: distributions of the DigitCaps lengths for the true class and the others;
+- ``test/examples``: a table of ``table_size`` test examples, the misclassified ones first: image,
+  label, prediction, the 10 capsule lengths, the reconstruction.
 
-For other models (the baseline CNN) only the confusion matrix applies. Histograms use the examples
-this process saw (under DDP, rank 0's share of the test set); the confusion matrix and the scalars
-are over the whole test set.
+W&B gets its own interactive charts, histograms and table; other loggers pictures (``viz.media``).
+For other models (the baseline CNN) only the confusion matrix applies. Histograms and the table use
+the examples this process saw (under DDP, rank 0's share of the test set); the confusion matrix and
+the scalars are over the whole test set (summed over the processes).
 """
 
 import lightning as L
@@ -27,6 +30,11 @@ from capsnet.viz.analysis import lengths_by_truth, perturb_and_decode, perturbat
 from capsnet.viz.media import MediaPublisher
 
 
+def _picture(image: torch.Tensor):
+    """One image [C, H, W] in [0, 1] as a picture."""
+    return charts.image_grid(image[None], columns=1, padding=0)
+
+
 class CapsuleInsights(L.Callback):
     def __init__(
         self,
@@ -35,9 +43,10 @@ class CapsuleInsights(L.Callback):
         perturbation_limit: float = 0.25,
         perturbation_step: float = 0.05,
         max_coupling_values: int = 1_000_000,
+        table_size: int = 64,
         png_dir: str | None = None,
     ):
-        self.num_images, self.perturbed_digits = num_images, perturbed_digits
+        self.num_images, self.perturbed_digits, self.table_size = num_images, perturbed_digits, table_size
         self.offsets = perturbation_steps(perturbation_limit, perturbation_step)
         self.max_coupling_values = max_coupling_values
         self.publish = MediaPublisher(png_dir)
@@ -47,6 +56,7 @@ class CapsuleInsights(L.Callback):
         self.first_batch = None  # (images, lengths, poses, reconstructions) of the first test batch
         self.true_lengths, self.other_lengths, self.final_couplings = [], [], []
         self.coupling_values = 0
+        self.examples = {True: [], False: []}  # misclassified?: [(image, label, prediction, lengths, recon)]
 
     def _reconstructions(
         self, trainer, key: str, images: torch.Tensor, reconstructions: torch.Tensor
@@ -87,13 +97,42 @@ class CapsuleInsights(L.Callback):
             )
             self.final_couplings.append(final.cpu())
             self.coupling_values += final.numel()
+        if labels.dim() == 1:  # one digit an image (not MultiMNIST)
+            self._keep_examples(images, labels, outputs.lengths, outputs.reconstructions)
+
+    def _keep_examples(self, images, labels, lengths, reconstructions) -> None:
+        if min(len(kept) for kept in self.examples.values()) >= self.table_size:
+            return
+        predictions = lengths.argmax(dim=1)
+        for wrong in (True, False):
+            room = self.table_size - len(self.examples[wrong])
+            chosen = ((predictions != labels) == wrong).nonzero().flatten()[:room].cpu()
+            for i in chosen.tolist():
+                example = (images[i], labels[i], predictions[i], lengths[i], reconstructions[i])
+                self.examples[wrong].append(tuple(t.detach().float().cpu() for t in example))
+
+    def _examples_table(self, trainer) -> None:
+        chosen = (self.examples[True] + self.examples[False])[: self.table_size]
+        if not chosen:
+            return
+        rows = [
+            [
+                _picture(image),
+                int(label),
+                int(prediction),
+                *[round(float(v), 4) for v in lengths],
+                _picture(recon),
+            ]
+            for image, label, prediction, lengths, recon in chosen
+        ]
+        classes = len(chosen[0][3])
+        columns = ["image", "label", "prediction", *[f"length_{k}" for k in range(classes)], "reconstruction"]
+        self.publish.table(trainer, "test/examples", columns, rows)
 
     def on_test_end(self, trainer, pl_module) -> None:
         if getattr(pl_module, "test_confusion_matrix", None) is not None:
-            chart = charts.heatmap(
-                pl_module.test_confusion_matrix, "Test confusion matrix", "predicted", "true"
-            )
-            self.publish.image(trainer, "test/confusion_matrix", chart)
+            counts = pl_module.test_confusion_matrix
+            self.publish.confusion_matrix(trainer, "test/confusion_matrix", counts, "Test confusion matrix")
         if self.first_batch is None:  # not a CapsNet
             return
         images, lengths, poses, reconstructions = self.first_batch
@@ -107,13 +146,9 @@ class CapsuleInsights(L.Callback):
             trainer.callback_metrics.get(f"test/routing_entropy_iter{r}") for r in range(1, iterations + 1)
         ]
         if all(value is not None for value in entropies):
-            chart = charts.line_chart(
-                [float(v) for v in entropies],
-                "Mean coupling entropy per routing iteration",
-                "iteration",
-                "nats",
-            )
-            self.publish.image(trainer, "test/routing_entropy", chart)
+            title = "Mean coupling entropy per routing iteration"
+            values = [float(v) for v in entropies]
+            self.publish.line(trainer, "test/routing_entropy", values, title, "iteration", "nats")
         self.publish.histogram(
             trainer, "test/final_couplings", {"c_ij": torch.cat(self.final_couplings)}, "coupling coefficient"
         )
@@ -122,6 +157,7 @@ class CapsuleInsights(L.Callback):
             "other classes": torch.cat(self.other_lengths),
         }
         self.publish.histogram(trainer, "test/capsule_lengths", lengths_by_class, "DigitCaps length")
+        self._examples_table(trainer)
 
     def pose_perturbation(self, pl_module, poses: torch.Tensor, lengths: torch.Tensor):
         count = min(self.perturbed_digits, len(poses))

@@ -122,6 +122,13 @@ RULES: tuple[Rule, ...] = (
         optional=True,
     ),
     Rule(
+        "callbacks.wandb_watch.log",
+        "gradients, parameters or all (null: off)",
+        lambda v: v in ("gradients", "parameters", "all"),
+        optional=True,
+    ),
+    int_at_least("callbacks.wandb_watch.log_freq", 1, optional=True),
+    Rule(
         "logger.wandb.mode",
         "auto, online, offline or disabled",
         lambda v: v in ("auto", "online", "offline", "disabled"),

@@ -8,8 +8,9 @@ prompt or wait on the network:
 - ``online`` / ``offline`` / ``disabled``: as W&B defines them.
 Offline runs print the exact ``wandb sync <dir>`` command at the end (``finish_loggers``).
 
-Run names default to the command-line overrides (``routing.iterations=1,decoder.alpha=0``), and
-every job of one Hydra multirun joins one W&B group named after the sweep.
+Run names default to the command-line overrides (``routing.iterations=1,decoder.alpha=0``); every
+job of one Hydra multirun, and every run of one W&B sweep, joins one W&B group named after the sweep.
+A run a W&B agent starts takes the run id the agent gives it (``WANDB_RUN_ID``), as ``wandb.init`` does.
 """
 
 import logging
@@ -107,7 +108,10 @@ def run_name_from_overrides(default: str) -> str:
 
 
 def sweep_group() -> str | None:
-    """``<task>-<sweep folder>`` for a job of a Hydra multirun; None for a single run."""
+    """``sweep-<id>`` for a run started by a W&B agent (``wandb agent``), ``<task>-<sweep folder>`` for a
+    job of a Hydra multirun; None for a single run."""
+    if os.environ.get("WANDB_SWEEP_ID"):
+        return f"sweep-{os.environ['WANDB_SWEEP_ID']}"
     if not in_multirun():
         return None
     hydra_cfg = hydra_config()
@@ -162,3 +166,4 @@ def finish_loggers(loggers: list[Logger]) -> None:
         wandb.finish()
         if offline and run_dir is not None:
             print(f"W&B run saved offline; to upload it: wandb sync {run_dir}", flush=True)
+            print(f"To browse it in the terminal: wandb leet {run_dir}", flush=True)

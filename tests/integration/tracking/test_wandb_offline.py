@@ -1,6 +1,7 @@
-"""An offline W&B run read back, the CSV logger's pictures, and scripts/visualize.py. Nothing here
-needs a network or a W&B account, and nothing prompts."""
+"""An offline W&B run read back with W&B's own reader, the CSV logger's pictures, and
+scripts/visualize.py. Nothing here needs a network or a W&B account, and nothing prompts."""
 
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ from PIL import Image
 from tests.helpers import read_wandb_run, run_in_process
 
 CELL = 28 + 2  # an MNIST image and the grid's padding
+TEST_IMAGES = 37  # the synthetic test set
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +25,7 @@ def wandb_run(trained_capsnet):
 def test_offline_run_says_how_to_sync_it(wandb_run):
     commands = re.findall(r"to upload it: wandb sync (\S+)", wandb_run.stdout)
     assert commands == [str(wandb_run.run_dir)]
+    assert re.findall(r"in the terminal: wandb leet (\S+)", wandb_run.stdout) == commands
 
 
 def test_offline_run_holds_config_and_metrics(wandb_run):
@@ -61,8 +64,6 @@ def test_offline_run_holds_the_pictures(wandb_run):
         "val/reconstructions": (8 * CELL + 2, 2 * CELL + 2),
         "test/reconstructions": (8 * CELL + 2, 2 * CELL + 2),
         "test/pose_perturbation": (11 * CELL + 2, 3 * 16 * CELL + 2),  # 11 offsets x (3 digits x 16 dims)
-        "test/routing_entropy": (640, 400),
-        "test/confusion_matrix": (520, 530),
     }
     assert set(expected) <= set(images)
     assert len(images["val/reconstructions"]) == 2  # every validation epoch (not the sanity check)
@@ -81,11 +82,48 @@ def test_offline_run_holds_the_pictures(wandb_run):
     } <= (histograms)
 
 
+def _table(run_dir: Path, key: str) -> dict:
+    (path,) = (run_dir / "files" / "media" / "table").glob(f"{key}_*.table.json")
+    return json.loads(path.read_text())
+
+
+def test_offline_run_has_wandb_charts_and_a_table_of_test_examples(wandb_run):
+    """The confusion matrix and the routing entropy as W&B's interactive charts; the test examples,
+    misclassified first, as a W&B table."""
+    run = read_wandb_run(wandb_run.run_dir)
+    panels = {
+        key: run.config[f"_wandb.visualize.{key}"]["panel_config"]
+        for key in ("test/confusion_matrix", "test/routing_entropy")
+    }
+    assert panels["test/confusion_matrix"]["panelDefId"] == "wandb/confusion_matrix/v1"
+    assert panels["test/routing_entropy"]["panelDefId"] == "wandb/line/v0"
+
+    confusion = _table(wandb_run.run_dir, "test/confusion_matrix_table")
+    assert confusion["columns"] == ["Actual", "Predicted", "nPredictions"] and len(confusion["data"]) == 100
+    assert sum(count for _, _, count in confusion["data"]) == TEST_IMAGES
+    entropy = _table(wandb_run.run_dir, "test/routing_entropy_table")
+    assert [i for i, _ in entropy["data"]] == [1, 2] and entropy["data"][0][1] == pytest.approx(
+        2.302585, abs=1e-4
+    )
+
+    examples = _table(wandb_run.run_dir, "test/examples")
+    columns = examples["columns"]
+    assert columns == ["image", "label", "prediction", *[f"length_{k}" for k in range(10)], "reconstruction"]
+    assert len(examples["data"]) == TEST_IMAGES  # table_size 64, more than the test set
+    wrong = [row[1] != row[2] for row in examples["data"]]
+    assert wrong == sorted(wrong, reverse=True)  # the misclassified first
+    for row in examples["data"]:
+        assert row[2] == max(range(10), key=lambda k: row[3 + k])  # the prediction is the longest capsule
+    misclassified = sum(count for actual, predicted, count in confusion["data"] if actual != predicted)
+    assert sum(wrong) == misclassified
+
+
 def test_offline_run_holds_the_checkpoint_as_a_model_artifact(wandb_run):
     artifacts = read_wandb_run(wandb_run.run_dir).artifacts
-    assert artifacts and all(a["type"] == "model" for a in artifacts)
-    assert any("best" in a["aliases"] for a in artifacts)
-    assert all([entry["path"] for entry in a["manifest"]["contents"]] == ["model.ckpt"] for a in artifacts)
+    models = [a for a in artifacts if a["type"] == "model"]
+    assert {a["type"] for a in artifacts} == {"model", "run_table"}  # the tables are artifacts too
+    assert any("best" in a["aliases"] for a in models)
+    assert all([entry["path"] for entry in a["manifest"]["contents"]] == ["model.ckpt"] for a in models)
 
 
 def test_csv_logger_gets_the_pictures_as_png_files(wandb_run):
@@ -94,6 +132,10 @@ def test_csv_logger_gets_the_pictures_as_png_files(wandb_run):
     assert any(name.startswith("val_reconstructions_step") for name in names)
     assert any(name.startswith("test_confusion_matrix_step") for name in names)
     assert any(name.startswith("test_capsule_lengths_step") for name in names)  # the histogram, drawn
+    (examples,) = media.glob("test_examples_step*.csv")  # the table, without its images
+    rows = examples.read_text().splitlines()
+    assert rows[0] == ",".join(["label", "prediction", *[f"length_{k}" for k in range(10)]])
+    assert len(rows) == 1 + TEST_IMAGES
 
 
 def test_visualize_writes_pngs_next_to_the_checkpoint(wandb_run, data_overrides, tmp_path):
