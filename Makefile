@@ -3,11 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
-# A W&B-compatible server for the online tests only: a test tool in a venv of its own, never a dependency.
-SERVER_VENV := .venv-wandb-server
-OPENWANDB := $(SERVER_VENV)/bin/openwandb
+# Tracking servers for the opt-in server tests only: test tools, each in a venv of its own, never dependencies.
+OPENWANDB := .venv-wandb-server/bin/openwandb
+MLFLOW := .venv-mlflow-server/bin/mlflow
 
-.PHONY: help install train eval test test-fast test-all test-wandb-server lint benchmark clean
+.PHONY: help install train eval test test-fast test-all test-tracking-servers lint benchmark clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,20 +28,26 @@ eval: $(STAMP)  ## evaluate a checkpoint: ARGS="ckpt_path=logs/train/runs/.../ch
 	$(BIN)/python src/eval.py $(ARGS)
 
 test: $(STAMP)  ## the test suite, without tests marked slow (what CI runs)
-	$(BIN)/python -m pytest -m "not slow and not wandb_server" $(ARGS)
+	$(BIN)/python -m pytest -m "not slow and not tracking_server" $(ARGS)
 
 test-fast: $(STAMP)  ## unit tests only: under a minute
 	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
 
 $(OPENWANDB):
-	$(PYTHON) -m venv $(SERVER_VENV)
-	$(SERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "openwandb==0.5.25"
+	$(PYTHON) -m venv .venv-wandb-server
+	.venv-wandb-server/bin/python -m pip install --quiet --disable-pip-version-check "openwandb==0.5.25"
 
-test-wandb-server: $(STAMP) $(OPENWANDB)  ## W&B online: train, sync, resume against a local server
-	OPENWANDB=$(OPENWANDB) $(BIN)/python -m pytest -m wandb_server $(ARGS)
+$(MLFLOW):
+	$(PYTHON) -m venv .venv-mlflow-server
+	.venv-mlflow-server/bin/python -m pip install --quiet --disable-pip-version-check "mlflow==3.17.2"
 
-test-all: $(STAMP) $(OPENWANDB)  ## every test: slow ones and the W&B server ones included
-	OPENWANDB=$(OPENWANDB) $(BIN)/python -m pytest $(ARGS)
+SERVERS := OPENWANDB=$(OPENWANDB) MLFLOW=$(MLFLOW)
+
+test-tracking-servers: $(STAMP) $(OPENWANDB) $(MLFLOW)  ## W&B and MLflow against local servers (installs them)
+	$(SERVERS) $(BIN)/python -m pytest -m tracking_server $(ARGS)
+
+test-all: $(STAMP) $(OPENWANDB) $(MLFLOW)  ## every test: slow ones and the tracking-server ones included
+	$(SERVERS) $(BIN)/python -m pytest $(ARGS)
 
 benchmark: $(STAMP)  ## training/inference/data speed: ARGS="--precision bf16-mixed --compile --json"
 	$(BIN)/python scripts/benchmark.py $(ARGS)

@@ -8,13 +8,18 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -198,3 +203,39 @@ def read_wandb_run(run_dir: Path) -> SimpleNamespace:
         elif kind == "artifact":
             run.artifacts.append(record["artifact"])
     return run
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_binary(variable: str, default: Path) -> Path:
+    """A tracking server's program, from ``$<variable>`` (set by the Makefile) or its default venv."""
+    binary = Path(os.environ.get(variable, default))
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: run these tests with `make test-tracking-servers`")
+    return binary
+
+
+@contextlib.contextmanager
+def running_server(command: list[str], ready_url: str, timeout_s: float = 120):
+    """Runs ``command`` until the block ends, once ``ready_url`` answers."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(ready_url, timeout=5).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answers
+            except OSError:
+                assert process.poll() is None, f"{command[0]} ended before it answered"
+                assert time.monotonic() < deadline, f"{command[0]} did not answer within {timeout_s} s"
+                time.sleep(0.3)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

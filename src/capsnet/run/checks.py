@@ -149,6 +149,11 @@ def check_config(cfg: DictConfig) -> None:
         importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")
     ):
         raise ConfigError("logger=tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'")
+    if OmegaConf.select(cfg, "logger.mlflow") and not OmegaConf.select(cfg, "logger.mlflow.tracking_uri"):
+        raise ConfigError(
+            "logger=mlflow needs a tracking server: set MLFLOW_TRACKING_URI (e.g. http://127.0.0.1:5000 "
+            "after `mlflow server`) or logger.mlflow.tracking_uri"
+        )
     ckpt_path = cfg.get("ckpt_path")
     resumable = "train" in cfg  # src/train.py resolves ckpt_path=auto and last; eval needs a file
     words = ("auto", "last") if resumable else ()

@@ -153,6 +153,13 @@ def make_wandb_logger(
     )
 
 
+def make_mlflow_logger(run_name: str | None = None, **kwargs) -> Logger:
+    """Lightning's MLFlowLogger (``conf/logger/mlflow.yaml``), the run named as W&B's is."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    return MLFlowLogger(run_name=run_name or run_name_from_overrides(default="train"), **kwargs)
+
+
 def finish_loggers(loggers: list[Logger]) -> None:
     """Close W&B runs (so the next job of a multirun starts its own) and say how to sync offline ones."""
     for logger in loggers:

@@ -3,24 +3,31 @@
 - W&B: ``wandb.Image`` / ``wandb.Histogram``; the confusion matrix and line charts as W&B's own
   interactive charts; tables as ``wandb.Table`` (images in their cells);
 - TensorBoard: ``add_image`` / ``add_histogram``; charts drawn as images;
+- MLflow: image artifacts (``log_image`` with the key and step), histograms and charts drawn; tables as
+  CSV artifacts (without their images);
 - any other logger with a directory (CSV): PNG files in ``<log_dir>/media``, histograms and charts drawn,
   tables as CSV files (without their images);
 - and, when given, a plain folder: PNG files named after the key (``scripts/visualize.py``).
+A logger that can take none of these gets a one-line warning, once.
 
 Only global rank 0 publishes (Lightning's loggers are rank-zero only too).
 """
 
 import csv
+import io
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from PIL import Image
 
 from capsnet.viz import charts
+
+log = logging.getLogger(__name__)
 
 
 def _file_name(key: str, step: int | None, suffix: str = ".png") -> str:
@@ -47,6 +54,14 @@ class MediaPublisher:
     def __init__(self, png_dir: str | Path | None = None):
         self.png_dir = Path(png_dir) if png_dir else None
         self.written: list[Path] = []  # PNG files written, in order
+        self._warned: set[type] = set()  # loggers told once that they get no pictures
+
+    def _cannot_take(self, logger) -> None:
+        if type(logger) not in self._warned:
+            self._warned.add(type(logger))
+            log.warning(
+                "%s takes no pictures, charts or tables: they are not logged there", type(logger).__name__
+            )
 
     def _save(self, directory: Path, key: str, image: Image.Image, step: int | None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -76,9 +91,14 @@ class MediaPublisher:
             elif isinstance(logger, TensorBoardLogger):
                 drawn = drawn or draw()
                 logger.experiment.add_image(key, np.asarray(drawn.convert("RGB")), step, dataformats="HWC")
+            elif isinstance(logger, MLFlowLogger):
+                drawn = drawn or draw()
+                logger.experiment.log_image(logger.run_id, drawn, key=key, step=step)
             elif (directory := _logger_dir(logger)) is not None:
                 drawn = drawn or draw()
                 self._save(directory / "media", key, drawn, step)
+            else:
+                self._cannot_take(logger)
         if self.png_dir is not None:
             self._save(self.png_dir, key, drawn or draw(), None)
 
@@ -133,21 +153,28 @@ class MediaPublisher:
         self._publish(trainer, key, to_wandb, lambda: charts.line_chart(list(values), title, x, y))
 
     def table(self, trainer: L.Trainer | None, key: str, columns: list[str], rows: list[list]) -> None:
-        """A table whose cells may hold images: a ``wandb.Table`` for W&B, a CSV file (without the
-        images) for loggers with a directory; TensorBoard has no tables."""
+        """A table whose cells may hold images: a ``wandb.Table`` for W&B, CSV (without the images) for
+        MLflow and loggers with a directory; TensorBoard has no tables."""
         if trainer is None or not trainer.is_global_zero:
             return
         step = trainer.global_step
+        kept = [i for i, c in enumerate(rows[0] if rows else []) if not isinstance(c, Image.Image)]
+        text = io.StringIO()
+        csv.writer(text).writerows([[columns[i] for i in kept], *[[row[i] for i in kept] for row in rows]])
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 wandb = _wandb()
                 cells = [[wandb.Image(c) if isinstance(c, Image.Image) else c for c in row] for row in rows]
                 table = wandb.Table(columns=columns, data=cells)
                 logger.experiment.log({key: table, "trainer/global_step": step})
-            elif not isinstance(logger, TensorBoardLogger) and (directory := _logger_dir(logger)):
-                kept = [i for i, c in enumerate(rows[0] if rows else []) if not isinstance(c, Image.Image)]
+            elif isinstance(logger, MLFlowLogger):
+                logger.experiment.log_text(
+                    logger.run_id, text.getvalue(), f"tables/{_file_name(key, step, '.csv')}"
+                )
+            elif isinstance(logger, TensorBoardLogger):
+                continue  # TensorBoard has no tables; it has the pictures
+            elif (directory := _logger_dir(logger)) is not None:
                 (directory / "media").mkdir(parents=True, exist_ok=True)
-                with open(directory / "media" / _file_name(key, step, ".csv"), "w", newline="") as out:
-                    writer = csv.writer(out)
-                    writer.writerow([columns[i] for i in kept])
-                    writer.writerows([[row[i] for i in kept] for row in rows])
+                (directory / "media" / _file_name(key, step, ".csv")).write_text(text.getvalue())
+            else:
+                self._cannot_take(logger)

@@ -140,3 +140,10 @@ def test_a_single_run_that_fails_writes_its_job_record(tmp_path, overrides, code
     record = json.loads((tmp_path / "job.json").read_text())
     assert (record["status"], record["exit_code"]) == ("failed", code)
     assert record["error"].splitlines()[0] in result.output
+
+
+def test_logger_mlflow_without_a_tracking_server_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = run_in_process("train", ["logger=mlflow", "data.sources=[]"], tmp_path)
+    assert result.code == 2, result.output[-2000:]
+    assert "logger=mlflow needs a tracking server: set MLFLOW_TRACKING_URI" in result.output

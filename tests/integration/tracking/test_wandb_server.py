@@ -1,4 +1,5 @@
-"""W&B's online path end to end, against a W&B-compatible server on 127.0.0.1 (``make test-wandb-server``).
+"""W&B's online path end to end, against a W&B-compatible server on 127.0.0.1.
+(``make test-tracking-servers``)
 
 The server is openwandb, a test tool installed by the Makefile in a virtual environment of its own
 (``.venv-wandb-server``; its licence allows no other use here). W&B's public API (``wandb.Api``) sends
@@ -9,26 +10,18 @@ files. What it cannot show (groups, histograms, custom-chart panels) is checked 
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port, running_server, server_binary
 
-pytestmark = pytest.mark.wandb_server
+pytestmark = pytest.mark.tracking_server
 
 API_KEY = "local" + "0" * 40  # the key openwandb gives its default user
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(url: str):
@@ -39,25 +32,13 @@ def _get(url: str):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The base URL of a fresh server; stopped at the end."""
-    binary = Path(os.environ.get("OPENWANDB", ROOT / ".venv-wandb-server" / "bin" / "openwandb"))
-    if not binary.exists():
-        pytest.fail(f"{binary} is missing: run these tests with `make test-wandb-server`")
-    data, port = tmp_path_factory.mktemp("openwandb"), _free_port()
+    """The base URL of a fresh server, stopped at the end."""
+    binary = server_binary("OPENWANDB", ROOT / ".venv-wandb-server" / "bin" / "openwandb")
+    data, port = tmp_path_factory.mktemp("openwandb"), free_port()
     command = [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            _get(f"{base}/api/v1/viewer")
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.3)
-    yield base
-    process.terminate()
-    process.wait(timeout=30)
+    with running_server(command, f"{base}/api/v1/viewer"):
+        yield base
 
 
 def _env(server: str, home: Path, **extra: str) -> dict[str, str]:

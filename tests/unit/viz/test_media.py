@@ -3,7 +3,7 @@
 from types import SimpleNamespace
 
 import torch
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from PIL import Image
 
 from capsnet.viz.media import MediaPublisher
@@ -37,3 +37,23 @@ def test_publisher_is_silent_off_rank_zero(tmp_path):
     trainer = SimpleNamespace(loggers=[CSVLogger(tmp_path)], is_global_zero=False, global_step=0)
     publisher.image(trainer, "x", Image.new("RGB", (4, 4)))
     assert publisher.written == [] and not list(tmp_path.rglob("*.png"))
+
+
+class MetricsOnly(Logger):
+    """A logger with no place for pictures (no directory, no media API)."""
+
+    name, version = "metrics-only", "0"
+
+    def log_metrics(self, metrics, step=None) -> None: ...
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None: ...
+
+
+def test_a_logger_that_cannot_take_pictures_is_told_once(caplog):
+    publisher = MediaPublisher()
+    trainer = _trainer([MetricsOnly()])
+    publisher.image(trainer, "val/reconstructions", Image.new("RGB", (4, 4)))
+    publisher.confusion_matrix(trainer, "test/confusion_matrix", torch.eye(3), "Confusion")
+    publisher.table(trainer, "test/examples", ["label"], [[1]])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["MetricsOnly takes no pictures, charts or tables: they are not logged there"]
