@@ -14,63 +14,16 @@ The metric defaults to the sweep's ``optimized_metric``.
 
 import argparse
 import csv
-import json
 import math
 import sys
 from pathlib import Path
 
-import yaml
-
+from capsnet.run.sweep_results import expected_jobs, parse_value, read_jobs, read_multirun_config
 from capsnet.viz import charts
 
 
-def _value(text: str):
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def expected_jobs(multirun_config: dict) -> int | None:
-    """How many jobs the sweep launches: the grid's size, or Optuna's trial count."""
-    hydra_cfg = multirun_config.get("hydra", {})
-    sweeper = hydra_cfg.get("sweeper", {}).get("_target_", "")
-    if "optuna" in sweeper.lower():
-        return hydra_cfg["sweeper"].get("n_trials")
-    if "BasicSweeper" not in sweeper:
-        return None
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    overrides = OverridesParser.create().parse_overrides(hydra_cfg.get("overrides", {}).get("task", []))
-    return math.prod(len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1 for o in overrides)
-
-
-def read_jobs(multirun_dir: Path) -> list[dict]:
-    jobs = []
-    for overrides_file in sorted(multirun_dir.glob("*/.hydra/overrides.yaml"), key=lambda p: _job_number(p)):
-        job_dir = overrides_file.parent.parent
-        overrides = yaml.safe_load(overrides_file.read_text()) or []
-        record_file, metrics_file = job_dir / "job.json", job_dir / "metrics.json"
-        record = json.loads(record_file.read_text()) if record_file.exists() else {}
-        jobs.append(
-            {
-                "job": job_dir.name,
-                "params": dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith("hydra.")),
-                "status": record.get("status", "no results"),
-                "error": record.get("error", ""),
-                "metrics": json.loads(metrics_file.read_text()) if metrics_file.exists() else {},
-            }
-        )
-    return jobs
-
-
-def _job_number(path: Path):
-    name = path.parent.parent.name
-    return (0, int(name)) if name.isdigit() else (1, name)
-
-
 def _sort_key(text: str):
-    value = _value(text)
+    value = parse_value(text)
     return (0, value, "") if isinstance(value, int | float) else (1, 0, str(text))
 
 
@@ -91,8 +44,7 @@ def plot(jobs: list[dict], swept: list[str], metric: str) -> "charts.Image.Image
 
 
 def summarize(multirun_dir: Path, metric: str | None = None) -> dict:
-    multirun_file = multirun_dir / "multirun.yaml"
-    multirun_config = yaml.safe_load(multirun_file.read_text()) if multirun_file.exists() else {}
+    multirun_config = read_multirun_config(multirun_dir)
     metric = metric or multirun_config.get("optimized_metric") or "val/acc_best"
     jobs = read_jobs(multirun_dir)
     if not jobs:

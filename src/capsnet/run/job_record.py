@@ -39,3 +39,16 @@ def write_job_record(output_dir: Path, record: dict[str, Any]) -> None:
     """``<output_dir>/job.json``: how the job ended."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "job.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def completed_before(output_dir: Path, overrides: list[str]) -> dict[str, float] | None:
+    """The final metrics of this job when it already completed in ``output_dir`` with the same
+    overrides (a killed sweep run again into its folder), else None."""
+    record_file, metrics_file = output_dir / "job.json", output_dir / "metrics.json"
+    try:
+        record = json.loads(record_file.read_text())
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, ValueError):
+        return None
+    done = record.get("status") == "completed" and record.get("overrides") == list(overrides)
+    return metrics if done and isinstance(metrics, dict) else None
