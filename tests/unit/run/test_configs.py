@@ -40,9 +40,13 @@ def test_train_yaml_has_the_documented_keys():
     assert {"huge_pages", "malloc_mmap_threshold", "skip_triton_on_cpu"} <= set(cfg)  # from process/
 
 
+# What an option needs besides itself to pass the checks.
+NEEDS = {("logger", "mlflow"): ["logger.mlflow.tracking_uri=http://127.0.0.1:5000"]}
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_group_option_composes(group, option):
-    cfg = compose_config("train", [f"{group}={option}"])
+    cfg = compose_config("train", [f"{group}={option}", *NEEDS.get((group, option), [])])
     check_config(cfg)
     if group in ("data", "model"):
         instance = build_model(cfg) if group == "model" else hydra.utils.instantiate(cfg[group])
