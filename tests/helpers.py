@@ -239,3 +239,12 @@ def running_server(command: list[str], ready_url: str, timeout_s: float = 120):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def run_if(min_gpus: int = 1):
+    """Marks a test ``gpu`` and skips it where fewer than ``min_gpus`` CUDA devices are visible."""
+    import torch
+
+    found = torch.cuda.device_count()
+    skip = pytest.mark.skipif(found < min_gpus, reason=f"needs {min_gpus} CUDA device(s), found {found}")
+    return lambda test: pytest.mark.gpu(skip(test))
