@@ -39,7 +39,16 @@ def grid_sweep(tmp_path_factory, data_overrides):
         [*data_overrides, *TINY, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir / "output.txt").write_text(result.stdout)  # what the sweep printed, for the tests below
     return sweep_dir
+
+
+def test_an_offline_sweep_prints_one_upload_command_for_all_its_jobs(grid_sweep):
+    printed = (grid_sweep / "output.txt").read_text()
+    assert "to upload it: wandb sync" not in printed  # not one line per job
+    command = f"to upload the whole sweep: wandb sync {grid_sweep}/*/wandb/offline-run-*"
+    assert printed.count(command) == 1
+    assert len(list(grid_sweep.glob("*/wandb/offline-run-*"))) == 4
 
 
 def test_grid_runs_every_combination_in_its_own_folder(grid_sweep):
