@@ -9,6 +9,7 @@ entry point writes its record (``capsnet.run.entry``). The final metrics are in 
 """
 
 import json
+import logging
 import traceback
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from capsnet.run.hydra_runtime import hydra_config
+
+log = logging.getLogger(__name__)
 
 
 class RecordJob(Callback):
@@ -41,14 +46,24 @@ def write_job_record(output_dir: Path, record: dict[str, Any]) -> None:
     (output_dir / "job.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def completed_before(output_dir: Path, overrides: list[str]) -> dict[str, float] | None:
-    """The final metrics of this job when it already completed in ``output_dir`` with the same
-    overrides (a killed sweep run again into its folder), else None."""
-    record_file, metrics_file = output_dir / "job.json", output_dir / "metrics.json"
+def already_completed(cfg: DictConfig) -> dict[str, float] | None:
+    """With ``ckpt_path=auto``: the final metrics of this job when it already completed in its folder
+    with the same overrides (a killed sweep run again into its folder), else None."""
+    if cfg.get("ckpt_path") != "auto":
+        return None
+    output_dir = Path(cfg.paths.output_dir)
+    hydra_cfg = hydra_config()
+    overrides = list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
     try:
-        record = json.loads(record_file.read_text())
-        metrics = json.loads(metrics_file.read_text())
+        record = json.loads((output_dir / "job.json").read_text())
+        metrics = json.loads((output_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    done = record.get("status") == "completed" and record.get("overrides") == list(overrides)
-    return metrics if done and isinstance(metrics, dict) else None
+    if (
+        record.get("status") != "completed"
+        or record.get("overrides") != overrides
+        or not isinstance(metrics, dict)
+    ):
+        return None
+    log.info("ckpt_path=auto: this job completed before in %s; its metrics stand", output_dir)
+    return metrics

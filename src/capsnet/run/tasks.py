@@ -23,8 +23,7 @@ from capsnet.errors import EXIT_INTERRUPTED, ConfigError, InputError
 from capsnet.models.loading import load_classifier
 from capsnet.run.checkpoints import checkpoint_to_resume, continue_wandb_run
 from capsnet.run.config_tree import print_config_tree
-from capsnet.run.hydra_runtime import hydra_config
-from capsnet.run.job_record import completed_before
+from capsnet.run.job_record import already_completed
 from capsnet.run.loggers import finish_loggers
 from capsnet.run.workarounds import csv_header_written_by_a_spawned_process, ddp_relaunching_the_whole_sweep
 
@@ -40,10 +39,7 @@ def train(cfg: DictConfig) -> float | None:
 
     With ``ckpt_path=auto``, a job that already completed in its folder with the same overrides (a
     killed sweep run again into its folder) is not run again: its recorded metrics stand."""
-    hydra_cfg = hydra_config()
-    overrides = list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
-    if cfg.get("ckpt_path") == "auto" and (done := completed_before(Path(cfg.paths.output_dir), overrides)):
-        log.info("ckpt_path=auto: this job completed before in %s; its metrics stand", cfg.paths.output_dir)
+    if (done := already_completed(cfg)) is not None:
         return objective(done, cfg)
     start(cfg)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)

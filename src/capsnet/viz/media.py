@@ -78,7 +78,7 @@ class MediaPublisher:
         to_tensorboard: Callable | None = None,
     ) -> None:
         """``to_wandb()``'s values to W&B; ``to_tensorboard(experiment, step)`` (else the drawn image)
-        to TensorBoard; the drawn image (drawn once, when needed) to PNGs."""
+        to TensorBoard; the drawn image (drawn once, when needed) to MLflow, logger folders and PNGs."""
         if trainer is not None and not trainer.is_global_zero:
             return
         step = trainer.global_step if trainer is not None else None
