@@ -248,3 +248,14 @@ def run_if(min_gpus: int = 1):
     found = torch.cuda.device_count()
     skip = pytest.mark.skipif(found < min_gpus, reason=f"needs {min_gpus} CUDA device(s), found {found}")
     return lambda test: pytest.mark.gpu(skip(test))
+
+
+class SignalAtStep(L.Callback):
+    """Sends this process ``signal`` once training has done ``step`` steps (not again after a resume)."""
+
+    def __init__(self, step: int, signal: str = "SIGUSR2"):
+        self.step, self.signal = step, signal
+
+    def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.Signals[self.signal])

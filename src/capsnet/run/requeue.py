@@ -30,7 +30,7 @@ def slurm_job_id() -> str | None:
 
 
 class RequeueOnSignal:
-    """While in effect (a ``with`` block around training, inside a SLURM job), each of ``signals``
+    """While in effect (a ``with`` block around training, in a SLURM or submitit job), each of ``signals``
     stops training at the end of its step with a checkpoint; ``requeue()`` then puts the job back."""
 
     def __init__(self, signals: list[str]):
@@ -39,7 +39,8 @@ class RequeueOnSignal:
         self._previous: dict[signal.Signals, object] = {}
 
     def __enter__(self) -> "RequeueOnSignal":
-        if slurm_job_id() is not None and threading.current_thread() is threading.main_thread():
+        launched = slurm_job_id() is not None or "SUBMITIT_FOLDER" in os.environ  # submitit_local too
+        if launched and threading.current_thread() is threading.main_thread():
             for signum in self.signals:
                 self._previous[signum] = signal.signal(signum, self._on_signal)
         return self

@@ -233,3 +233,33 @@ def test_slurm_warning_signal_saves_requeues_and_the_same_command_ends_identical
     assert_same_training_state(
         _load(uninterrupted / "checkpoints" / "last.ckpt"), _load(job / "checkpoints" / "last.ckpt")
     )
+
+
+@pytest.mark.slow  # a submitit job that requeues itself: about a minute
+def test_submitits_warning_signal_saves_and_its_requeued_job_ends_identical(
+    tmp_path, data_overrides, uninterrupted
+):
+    """The submitit_local launcher, as SLURM's submitit: SIGUSR2 mid-epoch 1, the job saves after the
+    step, submitit requeues it (its handler), and the restarted job continues its own last.ckpt."""
+    sweep = tmp_path / "sweep"
+    signal_at = [
+        "+callbacks.signal._target_=tests.helpers.SignalAtStep",
+        f"+callbacks.signal.step={STEPS_PER_EPOCH + 2}",
+    ]
+    overrides = [*_overrides(data_overrides, tmp_path / "logs"), *signal_at, "hydra/launcher=submitit_local"]
+    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *overrides, f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = "".join(path.read_text() for path in sweep.glob(".submitit/*/*_log.*"))
+    assert "SIGUSR2: the job is about to be stopped" in logs and "Requeued job" in logs
+    assert "ckpt_path=auto: continuing this job's own" in logs
+    assert json.loads((sweep / "0" / "job.json").read_text())["status"] == "completed"
+    expected, actual = (
+        _load(uninterrupted / "checkpoints" / "last.ckpt"),
+        _load(sweep / "0" / "checkpoints" / "last.ckpt"),
+    )
+    assert (actual["global_step"], actual["epoch"]) == (expected["global_step"], expected["epoch"])
+    assert_same_training_state(expected, actual)
