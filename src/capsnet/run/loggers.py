@@ -7,7 +7,7 @@ prompt or wait on the network:
   otherwise offline, with one warning. A ``WANDB_MODE`` environment variable wins over ``auto``.
 - ``online`` / ``offline`` / ``disabled``: as W&B defines them.
 Offline runs print the exact ``wandb sync <dir>`` command at the end (``finish_loggers``); a multirun
-prints one command for all its jobs at its end (``SweepUploadCommand``, a Hydra callback).
+prints one command for all its jobs at its end (``capsnet.run.sweep_upload``).
 
 Run names default to the command-line overrides (``routing.iterations=1,decoder.alpha=0``); every
 job of one Hydra multirun, and every run of one W&B sweep, joins one W&B group named after the sweep.
@@ -20,12 +20,9 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
-from hydra.experimental.callback import Callback
 from lightning.pytorch.loggers import Logger, WandbLogger
-from omegaconf import DictConfig
 
 from capsnet.run.hydra_runtime import hydra_config, in_multirun
 
@@ -175,16 +172,6 @@ def finish_loggers(loggers: list[Logger]) -> None:
         offline = getattr(run.settings, "mode", None) == "offline" or getattr(run.settings, "_offline", False)
         run_dir = Path(run.dir).parent if run.dir else None
         wandb.finish()
-        if offline and run_dir is not None and not in_multirun():  # a sweep says it once (SweepUploadCommand)
+        if offline and run_dir is not None and not in_multirun():  # a sweep says it once (sweep_upload)
             print(f"W&B run saved offline; to upload it: wandb sync {run_dir}", flush=True)
             print(f"To browse it in the terminal: wandb leet {run_dir}", flush=True)
-
-
-class SweepUploadCommand(Callback):
-    """At the end of a multirun whose jobs logged to W&B offline: one command that uploads them all."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        runs = f"{sweep_dir}/*/wandb/offline-run-*"
-        if any(sweep_dir.glob("*/wandb/offline-run-*")):
-            print(f"W&B runs saved offline; to upload the whole sweep: wandb sync {runs}", flush=True)

@@ -1,10 +1,12 @@
 """Careless values: each ends the run with one line naming the key and what is allowed, and an exit code."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.helpers import run_entry, run_in_process
+from tests.helpers import ROOT, run_entry, run_in_process
 
 BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("routing.iterations=0", 2, "routing.iterations=0 is invalid; allowed: an integer >= 1"),
@@ -147,3 +149,17 @@ def test_logger_mlflow_without_a_tracking_server_is_refused_by_name(tmp_path, mo
     result = run_in_process("train", ["logger=mlflow", "data.sources=[]"], tmp_path)
     assert result.code == 2, result.output[-2000:]
     assert "logger=mlflow needs a tracking server: set MLFLOW_TRACKING_URI" in result.output
+
+
+def test_a_bad_config_is_refused_before_torch_loads(tmp_path):
+    """The check comes first (about a second): nothing Hydra loads at start-up (its callbacks
+    included) may import torch."""
+    script = (
+        "import atexit, runpy, sys; "
+        "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
+        f"sys.argv = ['train.py', 'routing.iterations=0', 'hydra.run.dir={tmp_path}']; "
+        f"runpy.run_path('{ROOT / 'src' / 'train.py'}', run_name='__main__')"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "torch loaded: False" in result.stdout
