@@ -1,5 +1,6 @@
 """Ctrl-C or SIGTERM (a cluster pre-empting the job) ends training with a resumable checkpoint."""
 
+import functools
 import logging
 import os
 import signal
@@ -43,6 +44,20 @@ class CheckpointOnInterrupt(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+            # In place of Lightning's SIGTERM handler (it comes back at teardown), which broadcasts to
+            # the other processes from inside the handler: a collective that can meet another one (a
+            # gradient all-reduce) and hang every process. This one passes the signal on to the
+            # processes it started and sets the flag; Lightning broadcasts rank 0's flag at the start
+            # of every step, where all processes meet anyway.
+            signal.signal(signal.SIGTERM, functools.partial(self._on_sigterm, trainer))
+
+    @staticmethod
+    def _on_sigterm(trainer: L.Trainer, signum, frame) -> None:
+        connector = trainer._signal_connector  # no public setter for the flag Lightning reads
+        launcher = trainer.strategy.launcher
+        if not connector.received_sigterm and launcher is not None:
+            launcher.kill(signum)
+        connector.received_sigterm = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._previous_sigint is not None:

@@ -36,13 +36,14 @@ def _start(overrides: list[str], run_dir: Path, env: dict[str, str] | None = Non
     """``src/train.py`` in a process of its own; ``tests.helpers`` callbacks can be given as overrides."""
     command = [sys.executable, str(ROOT / "src" / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
     env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
+    return subprocess.Popen(  # a session of its own: a hung run is killed with all its processes
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         stdin=subprocess.DEVNULL,
         env=env,
+        start_new_session=True,
     )
 
 
@@ -54,7 +55,12 @@ def _interrupt_during_epoch_1(process: subprocess.Popen, run_dir: Path, signum: 
         time.sleep(0.1)
     time.sleep(0.8)
     process.send_signal(signum)
-    output, _ = process.communicate(timeout=300)
+    try:
+        output, _ = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"the run did not stop within 300 s of {signal.Signals(signum).name}:\n{output[-3000:]}")
     return output
 
 
