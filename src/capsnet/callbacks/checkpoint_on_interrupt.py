@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 class CheckpointOnInterrupt(L.Callback):
     """Ctrl-C or SIGTERM during training: finish the current step, save ``<dirpath>/last.ckpt``, stop.
 
-    Lightning already turns SIGTERM (what a cluster sends before pre-empting a job) into a stop at
-    the end of the current training step (``SIGTERMException``). Ctrl-C is routed the same way: the
+    Lightning turns a flag set on SIGTERM (what a cluster sends before pre-empting a job) into a stop
+    at the end of the current training step (``SIGTERMException``); this callback's own handler sets
+    that flag during training (see ``on_train_start`` for why). Ctrl-C is routed the same way: the
     first one sends this process a SIGTERM; a second one interrupts at once, without a checkpoint.
     The checkpoint then holds a consistent state after a whole step (weights, optimizer, schedule,
     loop counters, the data order's position, random states), which
