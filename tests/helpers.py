@@ -259,3 +259,16 @@ class SignalAtStep(L.Callback):
     def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.Signals[self.signal])
+
+
+def at_once(target, *argument_lists: tuple) -> list[int]:
+    """Runs ``target(*arguments)`` in one forked process per argument list, all at once; their exit codes."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=target, args=arguments) for arguments in argument_lists]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    return [worker.exitcode for worker in workers]

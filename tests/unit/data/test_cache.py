@@ -1,12 +1,12 @@
 """Generated sets cached on disk: made once even when two processes want the same set at once."""
 
-import multiprocessing
 import time
 from pathlib import Path
 
 import numpy as np
 
 from capsnet.data.cache import cached_arrays
+from tests.helpers import at_once
 
 
 def _slowly_made(calls: Path) -> dict[str, np.ndarray]:
@@ -23,13 +23,7 @@ def _load(stem: Path, calls: Path, out: Path) -> None:
 
 def test_two_processes_wanting_one_set_at_once_make_it_once(tmp_path):
     stem, calls = tmp_path / "cache" / "set", tmp_path / "calls.log"
-    context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_load, args=(stem, calls, tmp_path / f"{i}.npz")) for i in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-    assert [worker.exitcode for worker in workers] == [0, 0]
+    assert at_once(_load, *[(stem, calls, tmp_path / f"{i}.npz") for i in range(2)]) == [0, 0]
     assert calls.read_text() == "made\n"
     first, second = (np.load(tmp_path / f"{i}.npz") for i in range(2))
     for name in ("images", "labels"):

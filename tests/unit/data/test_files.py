@@ -11,7 +11,7 @@ from capsnet.data.datamodule import MNISTDataModule
 from capsnet.data.files import DatasetFiles, ensure_files
 from capsnet.data.idx import IDXFormatError, read_idx, write_idx
 from capsnet.errors import DataError
-from tests.helpers import FILE_NAMES, compose_config, write_synthetic_mnist
+from tests.helpers import FILE_NAMES, at_once, compose_config, write_synthetic_mnist
 
 
 def spec_for(root, checksums) -> DatasetFiles:
@@ -223,20 +223,11 @@ def _prepare(root: Path, files: dict, made: Path, calls: Path) -> None:
 
 def test_two_processes_preparing_one_empty_data_dir_at_once(tmp_path):
     """The second waits for the first (a lock), finds the files verified, and fetches nothing."""
-    import multiprocessing
-
     checksums = write_synthetic_mnist(tmp_path / "made")
     files = {split: {"name": FILE_NAMES[split], "md5": digest} for split, digest in checksums.items()}
     made, calls = tmp_path / "made" / "MNIST" / "raw", tmp_path / "calls.log"
-    context = multiprocessing.get_context("fork")
-    workers = [
-        context.Process(target=_prepare, args=(tmp_path / "data", files, made, calls)) for _ in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-    assert [worker.exitcode for worker in workers] == [0, 0]
+    arguments = (tmp_path / "data", files, made, calls)
+    assert at_once(_prepare, arguments, arguments) == [0, 0]
     assert calls.read_text() == "fetched\n"
     raw = tmp_path / "data" / "MNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted([".prepare.lock", *FILE_NAMES.values()])
