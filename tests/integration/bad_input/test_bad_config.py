@@ -100,7 +100,7 @@ def test_a_value_the_data_cannot_meet_ends_with_one_line(tmp_path, data_override
     assert "Traceback" not in result.output
 
 
-def test_a_full_disk_ends_training_with_one_line_and_exit_5(tmp_path, data_overrides, monkeypatch):
+def test_a_full_disk_ends_training_with_one_line_and_exit_5(tmp_path, tiny_overrides, monkeypatch):
     import errno
 
     import torch
@@ -109,7 +109,7 @@ def test_a_full_disk_ends_training_with_one_line_and_exit_5(tmp_path, data_overr
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)  # the checkpoint writer's torch.save
-    result = run_in_process("train", [*data_overrides, "trainer.max_epochs=1", "logger=csv"], tmp_path)
+    result = run_in_process("train", [*tiny_overrides, "trainer.max_epochs=1", "logger=csv"], tmp_path)
     assert result.code == 5, result.output[-2000:]
     assert f"Disk full: no space left in {tmp_path / 'checkpoints'} for epoch_000.ckpt" in result.output
     assert "Traceback" not in result.output

@@ -58,9 +58,9 @@ def test_resuming_another_models_checkpoint_is_refused(trained_capsnet, data_ove
     assert "holds a CapsNetModule, this run trains a BaselineCNNModule" in result.output
 
 
-def test_resuming_with_other_hyperparameters_is_refused(trained_capsnet, data_overrides, tmp_path):
+def test_resuming_with_other_hyperparameters_is_refused(trained_capsnet, tiny_overrides, tmp_path):
     """The shared run trained 2 routing iterations; this asks for the default 3."""
-    overrides = [f"ckpt_path={trained_capsnet.last}", "trainer.max_epochs=3", *data_overrides]
+    overrides = [f"ckpt_path={trained_capsnet.last}", "trainer.max_epochs=3", *tiny_overrides]
     result = run_in_process("train", overrides, tmp_path)
     assert result.code == 2, result.output[-2000:]
     assert "was trained with other settings (routing.iterations: 2 in the checkpoint, 3 now)" in result.output

@@ -7,7 +7,7 @@ import shutil
 
 import torch
 
-from tests.helpers import run_entry, run_in_process
+from tests.helpers import run_in_process
 
 
 def test_eval_rebuilds_the_trained_network_and_agrees_with_training(
@@ -20,14 +20,14 @@ def test_eval_rebuilds_the_trained_network_and_agrees_with_training(
     assert saved["hyper_parameters"]["routing"]["iterations"] == 2
 
     # eval rebuilds the 2-iteration network from the checkpoint, whatever its own config says.
-    result = run_entry("eval.py", [f"ckpt_path={trained_capsnet.best}", *data_overrides], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_in_process("eval", [f"ckpt_path={trained_capsnet.best}", *data_overrides], tmp_path)
+    assert result.code == 0, result.output[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert abs(metrics["test/acc"] - train_test_acc[0]) < 1e-4
     assert abs(metrics["test/acc"] + metrics["test/error"] - 1.0) < 1e-4
     assert {"test/margin_loss", "test/reconstruction_loss", "test/total_loss"} <= set(metrics)
     assert {"test/routing_entropy_iter1", "test/routing_entropy_iter2"} <= set(metrics)
-    assert "test/acc" in result.stdout  # the table of results
+    assert "test/acc" in result.output  # the table of results
 
 
 def test_checkpoint_of_the_flat_package_still_loads(trained_capsnet, data_overrides, tmp_path):

@@ -1,5 +1,6 @@
-"""Nothing lost: interruption and exact resume, determinism. The interruption tests send real signals to
-real training processes."""
+"""Nothing lost: interruption and exact resume, determinism. In the interruption tests a real training
+process gets a real signal: from itself, at a chosen step (``tests.helpers.SignalAtStep``), so that the
+tests do not depend on how fast training runs."""
 
 import csv
 import json
@@ -7,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,12 @@ STEPS_PER_EPOCH = 10  # 80 synthetic training images, batch 8
 
 
 EPOCHS = 3
+INTERRUPTED_AT = STEPS_PER_EPOCH + 2  # in the middle of epoch 1
 
 
-def _overrides(data_overrides, log_dir: Path) -> list[str]:
+def _overrides(tiny_overrides, log_dir: Path) -> list[str]:
     return [
-        *data_overrides,
+        *tiny_overrides,
         f"trainer.max_epochs={EPOCHS}",
         "trainer.deterministic=true",
         "logger=csv",
@@ -47,21 +48,19 @@ def _start(overrides: list[str], run_dir: Path, env: dict[str, str] | None = Non
     )
 
 
-def _interrupt_during_epoch_1(process: subprocess.Popen, run_dir: Path, signum: int) -> str:
-    """Wait for the first epoch's checkpoint, then signal the process a little later, mid-training."""
-    deadline = time.monotonic() + 300
-    while not (run_dir / "checkpoints" / "epoch_000.ckpt").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "training ended before epoch 1"
-        time.sleep(0.1)
-    time.sleep(0.8)
-    process.send_signal(signum)
+def _signal_at(step: int, signum: signal.Signals) -> list[str]:
+    """Overrides that make the run send itself ``signum`` once it has trained ``step`` steps."""
+    target = "+callbacks.signal._target_=tests.helpers.SignalAtStep"
+    return [target, f"+callbacks.signal.step={step}", f"+callbacks.signal.signal={signum.name}"]
+
+
+def _output(process: subprocess.Popen) -> str:
+    """What the process printed, once it has ended (it and its children are killed if it hangs)."""
     try:
-        output, _ = process.communicate(timeout=300)
+        return process.communicate(timeout=300)[0]
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"the run did not stop within 300 s of {signal.Signals(signum).name}:\n{output[-3000:]}")
-    return output
+        pytest.fail(f"the run did not end within 300 s:\n{process.communicate()[0][-3000:]}")
 
 
 def _load(path: Path) -> dict:
@@ -83,28 +82,27 @@ def assert_same_training_state(expected: dict, actual: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, data_overrides):
+def uninterrupted(tmp_path_factory, tiny_overrides):
     root = tmp_path_factory.mktemp("uninterrupted")
-    result = run_in_process("train", _overrides(data_overrides, root / "logs"), root / "run")
+    result = run_in_process("train", _overrides(tiny_overrides, root / "logs"), root / "run")
     assert result.code == 0, result.output[-3000:]
     return root / "run"
 
 
 def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
-    tmp_path, data_overrides, uninterrupted
+    tmp_path, tiny_overrides, uninterrupted
 ):
     logs = tmp_path / "logs"
     first = logs / "train" / "runs" / "first"
-    process = _start(_overrides(data_overrides, logs), first)
-    output = _interrupt_during_epoch_1(process, first, signal.SIGTERM)
+    process = _start([*_overrides(tiny_overrides, logs), *_signal_at(INTERRUPTED_AT, signal.SIGTERM)], first)
+    output = _output(process)
     assert process.returncode == 143, output[-3000:]
     assert "resumable checkpoint" in output and "ckpt_path=last" in output
     assert json.loads((first / "job.json").read_text())["status"] == "interrupted"
-    saved = _load(first / "checkpoints" / "last.ckpt")
-    assert STEPS_PER_EPOCH <= saved["global_step"] < EPOCHS * STEPS_PER_EPOCH
+    assert _load(first / "checkpoints" / "last.ckpt")["global_step"] == INTERRUPTED_AT  # the step finished
 
     resumed = run_in_process(
-        "train", [*_overrides(data_overrides, logs), "ckpt_path=last"], tmp_path / "resumed"
+        "train", [*_overrides(tiny_overrides, logs), "ckpt_path=last"], tmp_path / "resumed"
     )
     assert resumed.code == 0, resumed.output[-3000:]
     assert f"resuming from {first / 'checkpoints' / 'last.ckpt'}" in resumed.output
@@ -117,35 +115,39 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
     assert_same_training_state(expected, actual)
 
 
-def test_same_config_and_seed_give_identical_metrics(tmp_path, data_overrides, uninterrupted):
+def test_same_config_and_seed_give_identical_metrics(tmp_path, tiny_overrides, uninterrupted):
     """Two runs in this process: nothing carries over from one run to the next."""
-    again = run_in_process("train", _overrides(data_overrides, tmp_path / "logs"), tmp_path / "again")
+    again = run_in_process("train", _overrides(tiny_overrides, tmp_path / "logs"), tmp_path / "again")
     assert again.code == 0, again.output[-3000:]
     expected = json.loads((uninterrupted / "metrics.json").read_text())
     assert json.loads((tmp_path / "again" / "metrics.json").read_text()) == expected
 
 
-def test_ctrl_c_finishes_the_step_and_saves_a_checkpoint(tmp_path, data_overrides):
+def test_ctrl_c_finishes_the_step_and_saves_a_checkpoint(tmp_path, tiny_overrides):
     run_dir = tmp_path / "run"
-    process = _start(_overrides(data_overrides, tmp_path / "logs"), run_dir)
-    output = _interrupt_during_epoch_1(process, run_dir, signal.SIGINT)
+    ctrl_c = _signal_at(INTERRUPTED_AT, signal.SIGINT)
+    process = _start([*_overrides(tiny_overrides, tmp_path / "logs"), *ctrl_c], run_dir)
+    output = _output(process)
     assert process.returncode == 143, output[-3000:]
     assert "Ctrl-C: finishing this training step" in output
-    assert _load(run_dir / "checkpoints" / "last.ckpt")["global_step"] >= STEPS_PER_EPOCH
+    assert _load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == INTERRUPTED_AT
 
 
-def test_last_without_any_checkpoint_is_a_clear_error(tmp_path, data_overrides):
+def test_last_without_any_checkpoint_is_a_clear_error(tmp_path, tiny_overrides):
     result = run_in_process(
-        "train", [*_overrides(data_overrides, tmp_path / "logs"), "ckpt_path=last"], tmp_path
+        "train", [*_overrides(tiny_overrides, tmp_path / "logs"), "ckpt_path=last"], tmp_path
     )
     assert result.code == 2
     assert "ckpt_path=last: no last.ckpt under" in result.output
 
 
-def test_auto_continues_the_runs_own_checkpoint_and_last_skips_other_models(tmp_path, data_overrides):
+def test_auto_continues_the_runs_own_checkpoint_and_last_skips_other_models(
+    tmp_path, data_overrides, tiny_overrides
+):
     """A job requeued into its own folder continues itself (ckpt_path=auto, the default); ckpt_path=last
     passes over a newer checkpoint of another model to the newest one this run can continue."""
-    common = [*data_overrides, "logger=csv", "test=false", f"paths.log_dir={tmp_path / 'logs'}"]
+    run = ["logger=csv", "test=false", f"paths.log_dir={tmp_path / 'logs'}"]
+    common = [*tiny_overrides, *run]
     job = tmp_path / "logs" / "train" / "runs" / "job"
     assert run_in_process("train", [*common, "trainer.max_epochs=1"], job).code == 0
     again = run_in_process("train", [*common, "trainer.max_epochs=2"], job)  # requeued: same folder
@@ -155,7 +157,8 @@ def test_auto_continues_the_runs_own_checkpoint_and_last_skips_other_models(tmp_
 
     other = tmp_path / "logs" / "train" / "runs" / "other"
     tiny_baseline = ["model=baseline_cnn", "model.net.conv_channels=[4,4,4]", "model.net.hidden=[8,8]"]
-    assert run_in_process("train", [*common, *tiny_baseline, "trainer.max_epochs=1"], other).code == 0
+    baseline = [*data_overrides, *run, *tiny_baseline, "trainer.max_epochs=1"]
+    assert run_in_process("train", baseline, other).code == 0
     resumed = run_in_process("train", [*common, "trainer.max_epochs=3", "ckpt_path=last"], tmp_path / "new")
     assert resumed.code == 0, resumed.output[-3000:]
     assert f"resuming from {job / 'checkpoints' / 'last.ckpt'}" in resumed.output
@@ -168,14 +171,14 @@ def _validated_epochs(run_dir: Path) -> list[int]:
 
 
 def test_sigterm_during_validation_finishes_it_and_the_resumed_run_ends_identical(
-    tmp_path, data_overrides, uninterrupted
+    tmp_path, tiny_overrides, uninterrupted
 ):
     logs = tmp_path / "logs"
     first = logs / "train" / "runs" / "first"
-    overrides = [*_overrides(data_overrides, logs), "data.eval_batch_size=4"]  # 4 validation batches
+    overrides = [*_overrides(tiny_overrides, logs), "data.eval_batch_size=4"]  # 4 validation batches
     sigterm = "+callbacks.sigterm._target_=tests.helpers.SigtermDuringValidation"
     process = _start([*overrides, sigterm], first)
-    output, _ = process.communicate(timeout=300)
+    output = _output(process)
     assert process.returncode == 143, output[-3000:]
     assert _load(first / "checkpoints" / "last.ckpt")["global_step"] == STEPS_PER_EPOCH
     assert _validated_epochs(first) == [0]  # epoch 0's validation was finished, not cut short
@@ -214,27 +217,26 @@ def _slurm_job(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 
 def test_slurm_warning_signal_saves_requeues_and_the_same_command_ends_identical(
-    tmp_path, data_overrides, uninterrupted
+    tmp_path, tiny_overrides, uninterrupted, monkeypatch
 ):
     """SLURM sends the signal submitit asked for (SIGUSR2) before pre-empting the job: the job saves
     after the step and requeues itself; SLURM then runs the same command in the same folder."""
     env, requests = _slurm_job(tmp_path)
     job = tmp_path / "logs" / "train" / "runs" / "slurm-4242"
-    overrides = _overrides(data_overrides, tmp_path / "logs")
+    overrides = [*_overrides(tiny_overrides, tmp_path / "logs"), *_signal_at(INTERRUPTED_AT, signal.SIGUSR2)]
     process = _start(overrides, job, env)
-    output = _interrupt_during_epoch_1(process, job, signal.SIGUSR2)
+    output = _output(process)
     assert process.returncode == 143, output[-3000:]
     assert "SIGUSR2: the job is about to be stopped" in output
     assert requests.read_text() == "requeue 4242\n"
     assert json.loads((job / "job.json").read_text())["status"] == "requeued"
-    assert (
-        STEPS_PER_EPOCH <= _load(job / "checkpoints" / "last.ckpt")["global_step"] < EPOCHS * STEPS_PER_EPOCH
-    )
+    assert _load(job / "checkpoints" / "last.ckpt")["global_step"] == INTERRUPTED_AT
 
-    requeued = _start(overrides, job, env)
-    output, _ = requeued.communicate(timeout=300)
-    assert requeued.returncode == 0, output[-3000:]
-    assert f"ckpt_path=auto: continuing this job's own {job / 'checkpoints' / 'last.ckpt'}" in output
+    for name, value in env.items():  # the requeued job: the same command in the same job (in this process)
+        monkeypatch.setenv(name, value)
+    requeued = run_in_process("train", overrides, job)  # the signal is not sent again past its step
+    assert requeued.code == 0, requeued.output[-3000:]
+    assert f"ckpt_path=auto: continuing this job's own {job / 'checkpoints' / 'last.ckpt'}" in requeued.output
     assert requests.read_text() == "requeue 4242\n"  # asked once
     assert_same_training_state(
         _load(uninterrupted / "checkpoints" / "last.ckpt"), _load(job / "checkpoints" / "last.ckpt")
@@ -243,16 +245,13 @@ def test_slurm_warning_signal_saves_requeues_and_the_same_command_ends_identical
 
 @pytest.mark.slow  # a submitit job that requeues itself: about a minute
 def test_submitits_warning_signal_saves_and_its_requeued_job_ends_identical(
-    tmp_path, data_overrides, uninterrupted
+    tmp_path, tiny_overrides, uninterrupted
 ):
     """The submitit_local launcher, as SLURM's submitit: SIGUSR2 mid-epoch 1, the job saves after the
     step, submitit requeues it (its handler), and the restarted job continues its own last.ckpt."""
     sweep = tmp_path / "sweep"
-    signal_at = [
-        "+callbacks.signal._target_=tests.helpers.SignalAtStep",
-        f"+callbacks.signal.step={STEPS_PER_EPOCH + 2}",
-    ]
-    overrides = [*_overrides(data_overrides, tmp_path / "logs"), *signal_at, "hydra/launcher=submitit_local"]
+    signal_at = _signal_at(INTERRUPTED_AT, signal.SIGUSR2)
+    overrides = [*_overrides(tiny_overrides, tmp_path / "logs"), *signal_at, "hydra/launcher=submitit_local"]
     command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *overrides, f"hydra.sweep.dir={sweep}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(

@@ -1,18 +1,18 @@
 """Exact resume under DDP: a 2-process run stopped by SIGTERM in the middle of an epoch and resumed
-ends with the weights and optimizer state of the same run never interrupted."""
+ends with the weights and optimizer state of the same run never interrupted. The SIGTERM comes from
+outside, at whatever point the ranks are: the paper's network, so that an epoch lasts seconds."""
 
 import json
+import os
 import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import run_entry
-from tests.integration.resume.test_resume import (
-    _interrupt_during_epoch_1,
-    _load,
-    _start,
-    assert_same_training_state,
-)
+from tests.integration.resume.test_resume import _load, _output, _start, assert_same_training_state
 
 STEPS_PER_EPOCH = 5  # 80 synthetic training images, batches of 8 on each of 2 processes
 EPOCHS = 3
@@ -28,6 +28,19 @@ def _overrides(data_overrides, log_dir):
         "test=false",
         f"paths.log_dir={log_dir}",
     ]
+
+
+def _interrupt_during_epoch_1(process: subprocess.Popen, run_dir: Path, signum: int) -> str:
+    """Wait for the first epoch's checkpoint, then signal the process a little later, mid-training."""
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "epoch_000.ckpt").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"training ended or hung before epoch 1:\n{process.communicate()[0][-3000:]}")
+        time.sleep(0.1)
+    time.sleep(0.8)
+    process.send_signal(signum)
+    return _output(process)
 
 
 @pytest.mark.slow  # three 2-process runs

@@ -7,10 +7,10 @@ from tests.helpers import ROOT, run_entry, run_in_process, run_multirun
 TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
 
 
-def test_ddp_on_cpu_scores_exactly_the_test_set(tmp_path, data_overrides):
+def test_ddp_on_cpu_scores_exactly_the_test_set(tmp_path, data_overrides, tiny_overrides):
     """Two gloo processes on the 37-image test set: Lightning's sampler would pad it to 38."""
     train = run_entry(
-        "train.py", [*data_overrides, "trainer=ddp_cpu", "trainer.max_epochs=1", "logger=csv"], tmp_path
+        "train.py", [*tiny_overrides, "trainer=ddp_cpu", "trainer.max_epochs=1", "logger=csv"], tmp_path
     )
     assert train.returncode == 0, train.stderr[-3000:]
     assert not (tmp_path / "train_ddp_process_1").exists()
@@ -23,12 +23,12 @@ def test_ddp_on_cpu_scores_exactly_the_test_set(tmp_path, data_overrides):
     assert distributed == single
 
 
-def test_multirun_over_ddp_jobs_makes_no_extra_folders(tmp_path, data_overrides):
+def test_multirun_over_ddp_jobs_makes_no_extra_folders(tmp_path, tiny_overrides):
     """Lightning's `ddp` re-runs the command line for its other ranks; in a multirun that would be
     the whole sweep again. The job spawns the ranks instead (capsnet.run.workarounds)."""
     sweep_dir = tmp_path / "sweep"
     result = run_multirun(
-        [*data_overrides, *TINY, "logger=csv", "trainer=ddp_cpu", "routing.iterations=1"], sweep_dir
+        [*tiny_overrides, *TINY, "logger=csv", "trainer=ddp_cpu", "routing.iterations=1"], sweep_dir
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in sweep_dir.iterdir()) == ["0", "multirun.yaml"]

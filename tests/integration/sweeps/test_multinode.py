@@ -19,9 +19,9 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow  # two training processes
-def test_two_nodes_train_and_test_like_one_process(tmp_path, data_overrides):
+def test_two_nodes_train_and_test_like_one_process(tmp_path, data_overrides, tiny_overrides):
     port = _free_port()
-    overrides = [*data_overrides, "trainer=ddp_cpu", "trainer.devices=1", "trainer.num_nodes=2"]
+    overrides = [*tiny_overrides, "trainer=ddp_cpu", "trainer.devices=1", "trainer.num_nodes=2"]
     overrides += ["trainer.max_epochs=1", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"]
     nodes = []
     for node in (0, 1):

@@ -33,10 +33,10 @@ def summarize(sweep_dir: Path) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def grid_sweep(tmp_path_factory, data_overrides):
+def grid_sweep(tmp_path_factory, tiny_overrides):
     sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
     result = run_multirun(
-        [*data_overrides, *TINY, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir
+        [*tiny_overrides, *TINY, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir / "output.txt").write_text(result.stdout)  # what the sweep printed, for the tests below
@@ -92,9 +92,9 @@ def test_summary_has_a_row_per_job_and_a_plot(grid_sweep):
         assert picture.size == (640, 2 * 400)  # one panel per swept parameter
 
 
-def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, data_overrides):
+def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, tiny_overrides):
     sweep_dir = tmp_path / "sweep"
-    overrides = [*data_overrides, *TINY, "logger=csv", "routing.iterations=0,1"]
+    overrides = [*tiny_overrides, *TINY, "logger=csv", "routing.iterations=0,1"]
     overrides += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]  # in parallel, too
     result = run_multirun(overrides, sweep_dir)
     assert result.returncode != 0  # Hydra reports the failure at the end
@@ -111,9 +111,9 @@ def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, data_overri
     assert [(row[0], row[1]) for row in rows] == [("1", "completed"), ("0", "failed")]
 
 
-def test_optuna_search_finishes_reports_the_best_and_resumes(tmp_path, data_overrides):
+def test_optuna_search_finishes_reports_the_best_and_resumes(tmp_path, tiny_overrides):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    common = [*data_overrides, *TINY, "logger=csv", "hparams_search=capsnet_optuna"]
+    common = [*tiny_overrides, *TINY, "logger=csv", "hparams_search=capsnet_optuna"]
     common += [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=test"]
     first = run_multirun([*common, "hydra.sweeper.n_trials=2"], tmp_path / "first")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -174,10 +174,10 @@ def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
 
 
 @pytest.mark.slow  # two jobs, each a process of its own started by submitit
-def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, data_overrides):
+def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, tiny_overrides):
     sweep = tmp_path / "sweep"
     overrides = [
-        *data_overrides,
+        *tiny_overrides,
         *TINY,
         "logger=csv",
         "routing.iterations=1,2",
@@ -190,9 +190,9 @@ def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, data_overrid
         assert "test/acc" in json.loads((sweep / job / "metrics.json").read_text())
 
 
-def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path, data_overrides):
+def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path, tiny_overrides):
     """A shell loop with ``&`` or a job array: runs started in the same second never share a folder."""
-    overrides = [*data_overrides, *TINY, "logger=csv", "test=false", f"paths.log_dir={tmp_path}"]
+    overrides = [*tiny_overrides, *TINY, "logger=csv", "test=false", f"paths.log_dir={tmp_path}"]
     command = [sys.executable, str(ROOT / "src" / "train.py"), *overrides]
     runs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

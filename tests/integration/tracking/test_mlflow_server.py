@@ -36,11 +36,11 @@ def _artifacts(client, run_id: str, path: str | None = None) -> list[str]:
     return found
 
 
-def test_mlflow_gets_the_metrics_hyperparameters_and_pictures(tracking_uri, data_overrides, tmp_path):
+def test_mlflow_gets_the_metrics_hyperparameters_and_pictures(tracking_uri, tiny_overrides, tmp_path):
     from mlflow import MlflowClient
 
     overrides = [
-        *data_overrides,
+        *tiny_overrides,
         "trainer.max_epochs=2",
         "+trainer.limit_train_batches=3",
         "trainer.log_every_n_steps=1",

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from PIL import Image
 
 from tests.helpers import read_wandb_run, run_in_process
@@ -36,7 +37,9 @@ def test_offline_run_holds_config_and_metrics(wandb_run):
     assert "logger.wandb.log_model" not in run.run["display_name"]  # where it logs, not what it trains
     assert run.config["routing"]["iterations"] == 2
     assert "routing" not in run.config["model"]  # each value once (the module gets the group by name)
-    assert run.config["parameters"]["total"] == 8_215_568
+    weights = torch.load(wandb_run.out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    network = sum(weight.numel() for name, weight in weights.items() if name.startswith("net."))
+    assert run.config["parameters"]["total"] == network
     logged = {key for row in run.history for key in row}
     for stage in ("val", "test"):
         for name in ("acc", "error", "margin_loss", "reconstruction_loss", "total_loss"):

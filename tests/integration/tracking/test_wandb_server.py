@@ -69,9 +69,9 @@ def _history(server: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
 
 
 @pytest.fixture
-def tiny(data_overrides, tmp_path) -> list[str]:
+def tiny(tiny_overrides, tmp_path) -> list[str]:
     return [
-        *data_overrides,
+        *tiny_overrides,
         "trainer.max_epochs=2",
         "+trainer.limit_train_batches=3",
         "trainer.log_every_n_steps=1",
@@ -116,7 +116,7 @@ def test_an_offline_run_uploads_with_wandb_sync(server, tiny, tmp_path):
     assert len(history["val/acc"]) == 2 and len(history["test/acc"]) == 1
 
 
-def test_a_run_resumed_online_keeps_its_history_whole(server, data_overrides, tiny, tmp_path):
+def test_a_run_resumed_online_keeps_its_history_whole(server, tiny_overrides, tiny, tmp_path):
     """Stopped by SIGTERM after epoch 0's validation, resumed with ckpt_path=last into the same W&B
     run: every training step is in the history once, and each epoch's validation once."""
     env = _env(server, tmp_path)
@@ -140,7 +140,7 @@ def _assert_whole(history: dict) -> None:
     assert len(history["val/acc"]) == 3
 
 
-def test_a_run_resumed_offline_and_synced_keeps_its_history_whole(server, data_overrides, tiny, tmp_path):
+def test_a_run_resumed_offline_and_synced_keeps_its_history_whole(server, tiny_overrides, tiny, tmp_path):
     """Both parts offline, then uploaded with one ``wandb sync``: the resumed part's rows follow the
     first part's instead of colliding with them."""
     env = _env(server, tmp_path, WANDB_MODE="offline")

@@ -1,5 +1,6 @@
 """A run started by a W&B sweep agent: the command line the agent runs, in the agent's environment."""
 
+import os
 import subprocess
 import sys
 
@@ -35,13 +36,13 @@ def _agent_command(sweep: dict, args: dict, run_id: str) -> list[str]:
     return words
 
 
-def test_a_run_started_by_an_agent_joins_the_sweep_and_reports_its_metric(tmp_path, data_overrides):
+def test_a_run_started_by_an_agent_joins_the_sweep_and_reports_its_metric(tmp_path, tiny_overrides):
     sweep = yaml.safe_load(SWEEP.read_text())
     assert sweep["metric"] == {"name": "val/acc_best", "goal": "maximize"}
     assert set(DRAWN) == set(sweep["parameters"])  # the space of hparams_search=capsnet_optuna
     assert all(_inside(value, sweep["parameters"][key]) for key, value in DRAWN.items())
     fixed = [  # what a user would fix with `value:` entries; here: the tiny data, gradients watched
-        *data_overrides,
+        *tiny_overrides,
         "trainer.max_epochs=1",
         "+trainer.limit_train_batches=3",
         "trainer.log_every_n_steps=1",
@@ -57,7 +58,7 @@ def test_a_run_started_by_an_agent_joins_the_sweep_and_reports_its_metric(tmp_pa
     param_file.parent.mkdir(parents=True)
     save_config_file_from_dict(str(param_file), args)
     env = {
-        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("WANDB_")},
+        **{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")},
         "WANDB_SWEEP_ID": "sweep0",
         "WANDB_RUN_ID": run_id,
         "WANDB_SWEEP_PARAM_PATH": str(param_file),

@@ -67,8 +67,8 @@ def test_affine_robustness_experiment_runs(tmp_path, synthetic_data, data_overri
     assert resolved["data"]["image_shape"] == resolved["model"]["net"]["image_shape"] == [1, 40, 40]
 
 
-def test_multimnist_experiment_trains_and_shows_each_digit(tmp_path, data_overrides):
-    result = run_in_process("train", [*data_overrides, *TINY, "experiment=multimnist"], tmp_path)
+def test_multimnist_experiment_trains_and_shows_each_digit(tmp_path, tiny_overrides):
+    result = run_in_process("train", [*tiny_overrides, *TINY, "experiment=multimnist"], tmp_path)
     assert result.code == 0, result.output[-3000:]
     assert "MultiMNIST: train 160 / val 16 pairs" in result.output
     (grid,) = (tmp_path / "csv" / "media").glob("test_reconstructions_step*.png")

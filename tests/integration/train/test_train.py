@@ -8,8 +8,8 @@ import pytest
 from tests.helpers import run_entry, run_in_process
 
 
-def test_train_fast_dev_run(tmp_path, data_overrides):
-    result = run_in_process("train", ["debug=fast_dev_run", *data_overrides], tmp_path)
+def test_train_fast_dev_run(tmp_path, tiny_overrides):
+    result = run_in_process("train", ["debug=fast_dev_run", *tiny_overrides], tmp_path)
     assert result.code == 0, result.output[-3000:]
     assert "CONFIG" in result.output  # the config tree
     assert "test/acc" in result.output
@@ -23,7 +23,7 @@ def test_the_run_says_how_long_it_will_take(trained_capsnet):
     assert line.endswith("for a fast result on a CPU: python src/train.py experiment=fast_cpu")
 
 
-def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overrides):
+def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, tiny_overrides):
     """One-cycle schedule sized by the Trainer, bf16, and the stop at the target accuracy."""
     overrides = [
         "experiment=fast_cpu",
@@ -32,7 +32,7 @@ def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overri
         "trainer.max_epochs=3",
         "trainer.val_check_interval=5",  # steps: the first validation is half-way through epoch 0
     ]
-    overrides += ["callbacks.stop_at_accuracy.target=0.0", *data_overrides]  # any accuracy reaches 0.0
+    overrides += ["callbacks.stop_at_accuracy.target=0.0", *tiny_overrides]  # any accuracy reaches 0.0
     result = run_in_process("train", overrides, tmp_path)
     assert result.code == 0, result.output[-3000:]
     with open(tmp_path / "csv" / "metrics.csv") as file:
@@ -45,9 +45,9 @@ def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, data_overri
     assert any(row.get("test/acc") for row in rows)
 
 
-def test_stop_at_accuracy_refuses_a_metric_validation_does_not_log(tmp_path, data_overrides):
+def test_stop_at_accuracy_refuses_a_metric_validation_does_not_log(tmp_path, tiny_overrides):
     overrides = ["experiment=fast_cpu", "model.compile=false", "logger=csv", "trainer.val_check_interval=5"]
-    overrides += ["callbacks.stop_at_accuracy.monitor=val/accuracy", *data_overrides]
+    overrides += ["callbacks.stop_at_accuracy.monitor=val/accuracy", *tiny_overrides]
     result = run_in_process("train", overrides, tmp_path)
     assert result.code == 2, result.output[-3000:]
     assert "callbacks.stop_at_accuracy.monitor='val/accuracy' is not logged by validation" in result.output
@@ -56,8 +56,8 @@ def test_stop_at_accuracy_refuses_a_metric_validation_does_not_log(tmp_path, dat
 
 
 @pytest.mark.slow
-def test_compiled_model_trains_and_tests(tmp_path, data_overrides):
+def test_compiled_model_trains_and_tests(tmp_path, tiny_overrides):
     """model.compile=true: torch.compile of the whole network, routing included (about a minute)."""
-    result = run_entry("train.py", ["debug=fast_dev_run", "model.compile=true", *data_overrides], tmp_path)
+    result = run_entry("train.py", ["debug=fast_dev_run", "model.compile=true", *tiny_overrides], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test/acc" in result.stdout
