@@ -11,10 +11,10 @@ from tests.helpers import ROOT
 
 
 @pytest.mark.slow  # trains both models (the baseline has 69.7M parameters on 40x40) in 4 processes
-def test_affine_comparison_stops_both_at_the_target_and_tests_clean_and_proxy(tmp_path, tiny_overrides):
+def test_affine_comparison_stops_both_at_the_target_and_tests_clean_and_proxy(tmp_path, data_overrides):
     out = tmp_path / "comparison"
     command = [sys.executable, str(ROOT / "scripts" / "affine_comparison.py"), "--target", "0"]
-    command += ["--out", str(out), *tiny_overrides, "logger=csv", "+trainer.limit_train_batches=2"]
+    command += ["--out", str(out), *data_overrides, "logger=csv", "+trainer.limit_train_batches=2"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     rows = json.loads((out / "comparison.json").read_text())
