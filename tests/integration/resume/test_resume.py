@@ -243,7 +243,7 @@ def test_slurm_warning_signal_saves_requeues_and_the_same_command_ends_identical
     )
 
 
-@pytest.mark.slow  # a submitit job that requeues itself: about a minute
+@pytest.mark.slow  # a submitit job that requeues itself: processes submitit starts
 def test_submitits_warning_signal_saves_and_its_requeued_job_ends_identical(
     tmp_path, tiny_overrides, uninterrupted
 ):
