@@ -23,6 +23,7 @@ from capsnet.errors import EXIT_INTERRUPTED, ConfigError, InputError
 from capsnet.models.loading import load_classifier
 from capsnet.run.checkpoints import checkpoint_to_resume, continue_wandb_run
 from capsnet.run.config_tree import print_config_tree
+from capsnet.run.hydra_runtime import in_multirun
 from capsnet.run.job_record import already_completed
 from capsnet.run.loggers import finish_loggers
 from capsnet.run.workarounds import csv_header_written_by_a_spawned_process, ddp_relaunching_the_whole_sweep
@@ -194,10 +195,17 @@ def save_metrics(trainer: L.Trainer, metrics: dict[str, float], output_dir: str)
 
 
 def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
-    """The value of ``optimized_metric`` (what sweepers optimize), or None when it is not set."""
+    """The value of ``optimized_metric`` (what sweepers optimize), or None when it is not set.
+
+    A sweep needs the value, so a job without it fails; a single run only warns, since nothing reads
+    the value there and a run shorter than its first validation (``trainer.max_steps=100``) is fine."""
     name = cfg.get("optimized_metric")
     if not name:
         return None
     if name not in metrics:
-        raise ConfigError(f"optimized_metric={name!r} was not logged; logged: {', '.join(sorted(metrics))}")
+        missing = f"optimized_metric={name!r} was not logged; logged: {', '.join(sorted(metrics))}"
+        if in_multirun():
+            raise ConfigError(missing)
+        log.warning(f"{missing} (did the run end before its first validation?)")
+        return None
     return metrics[name]

@@ -2,6 +2,7 @@
 run-length line, compilation."""
 
 import csv
+import json
 
 import pytest
 
@@ -14,6 +15,15 @@ def test_train_fast_dev_run(tmp_path, tiny_overrides):
     assert "CONFIG" in result.output  # the config tree
     assert "test/acc" in result.output
     assert (tmp_path / "resolved_config.yaml").read_text().count("iterations: 3") == 1  # held once
+
+
+def test_a_run_that_ends_before_its_first_validation_completes(tmp_path, tiny_overrides):
+    """trainer.max_steps short of an epoch: no val/acc_best for a sweeper, which a single run only
+    mentions; it tests and records its metrics as any run does."""
+    result = run_in_process("train", [*tiny_overrides, "trainer.max_steps=3", "logger=csv"], tmp_path)
+    assert result.code == 0, result.output[-3000:]
+    assert "optimized_metric='val/acc_best' was not logged" in result.output
+    assert "test/acc" in json.loads((tmp_path / "metrics.json").read_text())
 
 
 def test_the_run_says_how_long_it_will_take(trained_capsnet):

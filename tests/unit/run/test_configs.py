@@ -7,6 +7,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from capsnet.errors import ConfigError
+from capsnet.run import tasks
 from capsnet.run.checks import check_config
 from capsnet.run.tasks import build_model
 from tests.helpers import CONF, compose_config
@@ -89,6 +90,15 @@ def test_slurm_launcher_asks_for_the_trainers_gpus_and_nodes():
     cfg = _hydra_node(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=8", "trainer.num_nodes=2"])
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["nodes"]) == (8, 8, 2)
+
+
+def test_a_sweep_job_without_its_objective_fails_by_name(monkeypatch):
+    """A sweeper needs the value; a single run without it only warns (tests/integration/train)."""
+    monkeypatch.setattr(tasks, "in_multirun", lambda: True)
+    cfg = OmegaConf.create({"optimized_metric": "val/acc_best"})
+    assert tasks.objective({"val/acc_best": 0.5}, cfg) == 0.5
+    with pytest.raises(ConfigError, match="optimized_metric='val/acc_best' was not logged; logged: test/acc"):
+        tasks.objective({"test/acc": 0.5}, cfg)
 
 
 def test_optuna_search_space_and_objective():
