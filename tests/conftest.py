@@ -9,7 +9,7 @@ import pytest
 # Tests never reach a W&B server, even on a machine with credentials.
 os.environ["WANDB_MODE"] = "offline"
 # One compute thread for each test worker and the processes it starts (set before torch loads): the
-# tests' tensors are tiny, and `make test` runs a worker per core, so a second thread would only wait.
+# tests' tensors are tiny, and `make test` runs one worker per core here, so a second thread would wait.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from tests.helpers import run_entry, write_synthetic_mnist
