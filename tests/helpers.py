@@ -87,6 +87,9 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
     return cfg
 
 
+# A training run of two steps: for the tests of what happens before and after training.
+TWO_STEPS = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
+
 TASKS = {"train": "train", "eval": "evaluate", "visualize": "visualize", "predict": "predict"}
 
 

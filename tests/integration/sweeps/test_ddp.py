@@ -2,9 +2,7 @@
 
 import json
 
-from tests.helpers import ROOT, run_entry, run_in_process, run_multirun
-
-TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
+from tests.helpers import ROOT, TWO_STEPS, run_entry, run_in_process, run_multirun
 
 
 def test_ddp_on_cpu_scores_exactly_the_test_set(tmp_path, data_overrides, tiny_overrides):
@@ -28,7 +26,7 @@ def test_multirun_over_ddp_jobs_makes_no_extra_folders(tmp_path, tiny_overrides)
     the whole sweep again. The job spawns the ranks instead (capsnet.run.workarounds)."""
     sweep_dir = tmp_path / "sweep"
     result = run_multirun(
-        [*tiny_overrides, *TINY, "logger=csv", "trainer=ddp_cpu", "routing.iterations=1"], sweep_dir
+        [*tiny_overrides, *TWO_STEPS, "logger=csv", "trainer=ddp_cpu", "routing.iterations=1"], sweep_dir
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in sweep_dir.iterdir()) == ["0", "multirun.yaml"]

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from tests.helpers import ROOT, run_multirun
+from tests.helpers import ROOT, TWO_STEPS, run_multirun
 
 ROWS = ["baseline", "routing1", "routing1_reconstruction", "routing3", "routing3_reconstruction"]
 
@@ -26,8 +26,7 @@ def _table1(data_overrides: list[str]) -> list[str]:
         *data_overrides,
         "experiment=table1",
         "seed=1,2",
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=2",
+        *TWO_STEPS,
         "logger=csv",
         "callbacks.capsule_insights.table_size=4",
     ]

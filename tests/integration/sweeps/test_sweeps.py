@@ -14,9 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.helpers import ROOT, read_wandb_run, run_multirun
-
-TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
+from tests.helpers import ROOT, TWO_STEPS, read_wandb_run, run_multirun
 
 
 def summarize(sweep_dir: Path) -> SimpleNamespace:
@@ -36,7 +34,7 @@ def summarize(sweep_dir: Path) -> SimpleNamespace:
 def grid_sweep(tmp_path_factory, tiny_overrides):
     sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
     result = run_multirun(
-        [*tiny_overrides, *TINY, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir
+        [*tiny_overrides, *TWO_STEPS, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir / "output.txt").write_text(result.stdout)  # what the sweep printed, for the tests below
@@ -94,7 +92,7 @@ def test_summary_has_a_row_per_job_and_a_plot(grid_sweep):
 
 def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, tiny_overrides):
     sweep_dir = tmp_path / "sweep"
-    overrides = [*tiny_overrides, *TINY, "logger=csv", "routing.iterations=0,1"]
+    overrides = [*tiny_overrides, *TWO_STEPS, "logger=csv", "routing.iterations=0,1"]
     overrides += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]  # in parallel, too
     result = run_multirun(overrides, sweep_dir)
     assert result.returncode != 0  # Hydra reports the failure at the end
@@ -113,7 +111,7 @@ def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, tiny_overri
 
 def test_optuna_search_finishes_reports_the_best_and_resumes(tmp_path, tiny_overrides):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    common = [*tiny_overrides, *TINY, "logger=csv", "hparams_search=capsnet_optuna"]
+    common = [*tiny_overrides, *TWO_STEPS, "logger=csv", "hparams_search=capsnet_optuna"]
     common += [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=test"]
     first = run_multirun([*common, "hydra.sweeper.n_trials=2"], tmp_path / "first")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -162,7 +160,7 @@ def test_summary_names_jobs_without_results_and_jobs_never_started(tmp_path):
 
 def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
     sweep = tmp_path / "sweep"
-    result = run_multirun(["experiment=capsnet_vs_cnn", *data_overrides, *TINY, "logger=csv"], sweep)
+    result = run_multirun(["experiment=capsnet_vs_cnn", *data_overrides, *TWO_STEPS, "logger=csv"], sweep)
     assert result.returncode == 0, result.stderr[-3000:]
     models = [yaml.safe_load((sweep / str(job) / ".hydra" / "overrides.yaml").read_text()) for job in (0, 1)]
     assert [next(o for o in job if o.startswith("model=")) for job in models] == [
@@ -178,7 +176,7 @@ def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, tiny_overrid
     sweep = tmp_path / "sweep"
     overrides = [
         *tiny_overrides,
-        *TINY,
+        *TWO_STEPS,
         "logger=csv",
         "routing.iterations=1,2",
         "hydra/launcher=submitit_local",
@@ -192,7 +190,7 @@ def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, tiny_overrid
 
 def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path, tiny_overrides):
     """A shell loop with ``&`` or a job array: runs started in the same second never share a folder."""
-    overrides = [*tiny_overrides, *TINY, "logger=csv", "test=false", f"paths.log_dir={tmp_path}"]
+    overrides = [*tiny_overrides, *TWO_STEPS, "logger=csv", "test=false", f"paths.log_dir={tmp_path}"]
     command = [sys.executable, str(ROOT / "src" / "train.py"), *overrides]
     runs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

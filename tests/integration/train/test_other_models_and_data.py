@@ -9,15 +9,15 @@ import yaml
 from PIL import Image
 
 from capsnet.data.files import md5
-from tests.helpers import FILE_NAMES, run_in_process
+from tests.helpers import FILE_NAMES, TWO_STEPS, run_in_process
 
-TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "logger=csv"]
+TWO_STEPS_CSV = [*TWO_STEPS, "logger=csv"]
 
 
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory, data_overrides):
     out = tmp_path_factory.mktemp("baseline")
-    result = run_in_process("train", [*data_overrides, *TINY, "model=baseline_cnn"], out)
+    result = run_in_process("train", [*data_overrides, *TWO_STEPS_CSV, "model=baseline_cnn"], out)
     assert result.code == 0, result.output[-3000:]
     return out, result
 
@@ -68,7 +68,7 @@ def test_affine_robustness_experiment_runs(tmp_path, synthetic_data, data_overri
 
 
 def test_multimnist_experiment_trains_and_shows_each_digit(tmp_path, tiny_overrides):
-    result = run_in_process("train", [*tiny_overrides, *TINY, "experiment=multimnist"], tmp_path)
+    result = run_in_process("train", [*tiny_overrides, *TWO_STEPS_CSV, "experiment=multimnist"], tmp_path)
     assert result.code == 0, result.output[-3000:]
     assert "MultiMNIST: train 160 / val 16 pairs" in result.output
     (grid,) = (tmp_path / "csv" / "media").glob("test_reconstructions_step*.png")
