@@ -26,7 +26,11 @@ from capsnet.run.config_tree import print_config_tree
 from capsnet.run.hydra_runtime import in_multirun
 from capsnet.run.job_record import already_completed
 from capsnet.run.loggers import finish_loggers
-from capsnet.run.workarounds import csv_header_written_by_a_spawned_process, ddp_relaunching_the_whole_sweep
+from capsnet.run.workarounds import (
+    csv_header_written_by_a_spawned_process,
+    ddp_relaunching_the_whole_sweep,
+    lightning_messages_printed_twice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +151,7 @@ def predict(cfg: DictConfig) -> list:
 
 def start(cfg: DictConfig) -> None:
     """Show and save the resolved config; seed every generator."""
+    lightning_messages_printed_twice()
     print_config_tree(cfg, save_dir=cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)

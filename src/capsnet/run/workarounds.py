@@ -13,6 +13,21 @@ from capsnet.run.hydra_runtime import in_multirun
 log = logging.getLogger(__name__)
 
 
+def lightning_messages_printed_twice() -> None:
+    """Leave Lightning's messages to the handlers Hydra set up, so that each is printed once.
+
+    ``import lightning`` gives the ``lightning`` logger a console handler of its own (lines like
+    ``INFO: GPU available: False``) and lets its messages go on to the root logger, where Hydra's
+    console and file handlers print them again with time and source. Where the root logger has
+    handlers (Hydra's, or any the caller set up), Lightning's own is removed.
+    """
+    if not logging.getLogger().handlers:  # no logging set up: Lightning's handler is all there is
+        return
+    lightning_logger = logging.getLogger("lightning")
+    for handler in [h for h in lightning_logger.handlers if type(h) is logging.StreamHandler]:
+        lightning_logger.removeHandler(handler)
+
+
 def ddp_relaunching_the_whole_sweep(cfg: DictConfig) -> dict[str, str]:
     """Trainer arguments that keep ``ddp`` in a local Hydra multirun from starting sweeps of its own.
 

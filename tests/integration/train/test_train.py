@@ -1,5 +1,5 @@
 """src/train.py on the synthetic dataset: one batch of everything, the time-to-accuracy experiment, the
-run-length line, compilation."""
+run-length line, Lightning's messages, compilation."""
 
 import csv
 import json
@@ -31,6 +31,12 @@ def test_the_run_says_how_long_it_will_take(trained_capsnet):
     line = next(line for line in trained_capsnet.output.splitlines() if "Training on cpu" in line)
     assert "precision 32-true: 14 steps left at" in line and "s/step, about 1 min more" in line
     assert line.endswith("for a fast result on a CPU: python src/train.py experiment=fast_cpu")
+
+
+def test_lightnings_messages_are_printed_once_and_kept_in_the_log(trained_capsnet):
+    """Lightning's own console handler and Hydra's would print each of its lines twice."""
+    assert trained_capsnet.output.count("GPU available: False") == 1, trained_capsnet.output[-3000:]
+    assert "GPU available: False" in (trained_capsnet.out / "train.log").read_text()
 
 
 def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, tiny_overrides):
