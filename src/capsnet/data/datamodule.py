@@ -10,6 +10,7 @@
 """
 
 import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, Dataset
 
 from capsnet.data.affine import AffineRanges, affine_test_set
@@ -103,6 +105,12 @@ class MNISTDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_skip = state.get("examples_done_in_epoch", 0)
+        if self._resume_skip:  # the sampler continues the epoch's order, which Lightning cannot see
+            warnings.filterwarnings(
+                "ignore",
+                message="You're resuming from a checkpoint that ended before the epoch ended",
+                category=PossibleUserWarning,
+            )
         before, now = state.get("processes", 1), getattr(self.trainer, "world_size", 1)
         if before != now:
             log.warning(
