@@ -57,6 +57,14 @@ def _train(overrides: list[str], env: dict[str, str], run_dir: Path, check: bool
     return result
 
 
+def _sync(runs: list[Path], server: str, home: Path) -> None:
+    """``wandb sync`` of offline runs, run in ``home``: it writes its debug logs into ./wandb."""
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    command = [str(wandb_cli), "sync", *map(str, runs)]
+    sync = subprocess.run(command, env=_env(server, home), cwd=home, capture_output=True, text=True)
+    assert sync.returncode == 0, sync.stderr[-2000:]
+
+
 def _run_id(run_dir: Path) -> str:
     (folder,) = (run_dir / "wandb").glob("*run-*")
     return folder.name.rsplit("-", 1)[1]
@@ -107,11 +115,7 @@ def test_an_offline_run_uploads_with_wandb_sync(server, tiny, tmp_path):
     result = _train([*tiny, "logger.wandb.mode=offline"], _env(server, tmp_path), run_dir)
     (offline_dir,) = (run_dir / "wandb").glob("offline-run-*")
     assert f"wandb sync {offline_dir}" in result.stdout
-    wandb_cli = Path(sys.executable).with_name("wandb")
-    sync = subprocess.run(
-        [str(wandb_cli), "sync", str(offline_dir)], env=_env(server, tmp_path), capture_output=True, text=True
-    )
-    assert sync.returncode == 0, sync.stderr[-2000:]
+    _sync([offline_dir], server, tmp_path)
     history = _history(server, _run_id(run_dir))
     assert len(history["val/acc"]) == 2 and len(history["test/acc"]) == 1
 
@@ -151,9 +155,5 @@ def test_a_run_resumed_offline_and_synced_keeps_its_history_whole(server, tiny_o
     _train([*overrides, "ckpt_path=last"], env, runs / "resumed")
     parts = sorted(runs.glob("*/wandb/offline-run-*"))
     assert len(parts) == 2 and len({part.name.rsplit("-", 1)[1] for part in parts}) == 1
-    wandb_cli = Path(sys.executable).with_name("wandb")
-    sync = subprocess.run(
-        [str(wandb_cli), "sync", *map(str, parts)], env=_env(server, tmp_path), capture_output=True, text=True
-    )
-    assert sync.returncode == 0, sync.stderr[-2000:]
+    _sync(parts, server, tmp_path)
     _assert_whole(_history(server, _run_id(runs / "first")))
