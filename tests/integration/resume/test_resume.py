@@ -31,6 +31,9 @@ def _overrides(tiny_overrides, log_dir: Path) -> list[str]:
         "logger=csv",
         "test=false",
         f"paths.log_dir={log_dir}",
+        # "best" = the lowest val/acc: epoch 0, before the interruption (accuracy rises), which a resumed
+        # run must not forget
+        "callbacks.model_checkpoint.mode=min",
     ]
 
 
@@ -82,6 +85,12 @@ def assert_same_training_state(expected: dict, actual: dict) -> None:
     assert actual["lr_schedulers"] == expected["lr_schedulers"]
 
 
+def _best_checkpoint(checkpoint: dict) -> tuple[str, float]:
+    """The file name and score of the best checkpoint by ``val/acc`` that ``checkpoint`` knows of."""
+    (state,) = (s for key, s in checkpoint["callbacks"].items() if "'monitor': 'val/acc'" in key)
+    return Path(state["best_model_path"]).name, float(state["best_model_score"])
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, tiny_overrides):
     root = tmp_path_factory.mktemp("uninterrupted")
@@ -109,8 +118,9 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
         )
     assert resumed.code == 0, resumed.output[-3000:]
     assert f"resuming from {first / 'checkpoints' / 'last.ckpt'}" in resumed.output
-    # Lightning's warning that a mid-epoch resume may be unreliable: the epoch's order is continued
-    assert not [w for w in warned if "ended before the epoch ended" in str(w.message)]
+    # Lightning's warnings about what this resume continues: the epoch's order, the checkpoints' ranking
+    warnings_about_the_resume = ("ended before the epoch ended", "The dirpath has changed")
+    assert not [w for w in warned if str(w.message).startswith(warnings_about_the_resume)]
 
     expected, actual = (
         _load(uninterrupted / "checkpoints" / "last.ckpt"),
@@ -118,6 +128,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
     )
     assert (actual["global_step"], actual["epoch"]) == (expected["global_step"], expected["epoch"]) == (30, 2)
     assert_same_training_state(expected, actual)
+    assert _best_checkpoint(actual) == _best_checkpoint(expected)  # ranked over the whole run, both folders
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path, tiny_overrides, uninterrupted):
