@@ -150,7 +150,7 @@ def predict(cfg: DictConfig) -> list:
 
 
 def start(cfg: DictConfig) -> None:
-    """Show and save the resolved config; seed every generator."""
+    """Print Lightning's messages once; show and save the resolved config; seed every generator."""
     lightning_messages_printed_twice()
     print_config_tree(cfg, save_dir=cfg.paths.output_dir)
     if cfg.get("seed") is not None:
