@@ -77,15 +77,15 @@ def main(argv: list[str] | None = None) -> None:
         *[f"| {epoch} | {error:.2f} |" for epoch, error in errors.items()],
         "",
         f"Lowest: {errors[best]:.2f}% at epoch {best}; last: {errors[last]:.2f}% at epoch {last}. "
-        f"Paper: {PAPER}%; best public reproductions: {REPRODUCTIONS[0]}-{REPRODUCTIONS[1]}%.",
+        f"Paper: {PAPER}%; best public reproductions: {REPRODUCTIONS[0]:.2f}-{REPRODUCTIONS[1]:.2f}%.",
     ]
     (out / "test_error_by_epoch.md").write_text("\n".join(lines) + "\n")
     labels = [str(epoch) for epoch in errors]
     series = {
         "this project": list(errors.values()),
         f"paper ({PAPER}%)": [PAPER] * len(errors),
-        f"reproductions, best ({REPRODUCTIONS[0]}%)": [REPRODUCTIONS[0]] * len(errors),
-        f"reproductions ({REPRODUCTIONS[1]}%)": [REPRODUCTIONS[1]] * len(errors),
+        f"reproductions, best ({REPRODUCTIONS[0]:.2f}%)": [REPRODUCTIONS[0]] * len(errors),
+        f"reproductions ({REPRODUCTIONS[1]:.2f}%)": [REPRODUCTIONS[1]] * len(errors),
     }
     charts.series_chart(labels, series, "MNIST test error by epoch", "epoch", "test error %").save(
         out / "test_error_by_epoch.png"
