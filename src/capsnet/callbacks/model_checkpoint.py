@@ -27,11 +27,12 @@ class ModelCheckpointAcrossResumes(ModelCheckpoint):
         if self.monitor is not None and state_dict.get("dirpath", self.dirpath) != self.dirpath:
             ranked = state_dict.get("best_k_models", {})
             kept = {path: score for path, score in ranked.items() if Path(path).is_file()}
-            if not kept:  # nothing left to rank against: Lightning's fresh ranking (it warns)
+            if ranked and not kept:  # its checkpoints are gone: Lightning's fresh ranking (it warns)
                 super().load_state_dict(state_dict)
                 return
-            better_first = sorted(kept, key=lambda path: float(kept[path]), reverse=self.mode == "max")
-            best, kth = better_first[0], better_first[-1]
-            state.update(best_k_models=kept, best_model_path=best, best_model_score=kept[best])
-            state.update(kth_best_model_path=kth, kth_value=kept[kth])
+            if kept:  # (none ranked yet, stopped before the first validation: nothing to carry)
+                better_first = sorted(kept, key=lambda path: float(kept[path]), reverse=self.mode == "max")
+                best, kth = better_first[0], better_first[-1]
+                state.update(best_k_models=kept, best_model_path=best, best_model_score=kept[best])
+                state.update(kth_best_model_path=kth, kth_value=kept[kth])
         super().load_state_dict(state)

@@ -1,5 +1,6 @@
 """A run resumed in a new folder keeps ranking its checkpoints against those of the folders before."""
 
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -55,6 +56,15 @@ def test_with_none_of_its_checkpoints_left_the_ranking_starts_anew(tmp_path):
     with pytest.warns(UserWarning, match="dirpath has changed"):  # Lightning's own behaviour, and warning
         callback.load_state_dict(state)
     assert callback.best_k_models == {} and callback.best_model_score is None
+
+
+def test_a_run_stopped_before_its_first_validation_resumes_without_a_warning(tmp_path):
+    state = ModelCheckpoint(dirpath=tmp_path / "first", monitor="val/acc", mode="max").state_dict()
+    callback = ModelCheckpointAcrossResumes(dirpath=tmp_path / "resumed", monitor="val/acc", mode="max")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Lightning's "dirpath has changed": nothing was ranked to lose
+        callback.load_state_dict(state)
+    assert callback.best_k_models == {} and callback.dirpath == str(tmp_path / "resumed")
 
 
 def test_checkpoints_saved_by_lightnings_class_resume_into_it(tmp_path):
