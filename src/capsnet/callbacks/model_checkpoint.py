@@ -15,7 +15,16 @@ class ModelCheckpointAcrossResumes(ModelCheckpoint):
     end instead of the best of the whole run. Here the ranking goes on with the checkpoints that are
     still on disk; a better epoch takes the lead in the new folder (Lightning deletes files only in its
     own folder, so the earlier folders keep theirs).
+
+    Checkpoints are ranked only on a held-out validation split: in a run that validates on the test
+    set (``data.validate_on_test``) or not at all (``data.val_size=0``, the paper's protocol), nothing
+    is ranked; ``save_top_k`` then keeps the newest epochs' checkpoints (-1: every epoch's).
     """
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.monitor is not None and not getattr(trainer.datamodule, "held_out_validation", True):
+            self.monitor = None  # before Lightning restores a checkpoint's state (its key names the monitor)
+        super().setup(trainer, pl_module, stage)
 
     @property
     def state_key(self) -> str:

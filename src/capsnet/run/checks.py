@@ -81,6 +81,7 @@ RULES: tuple[Rule, ...] = (
     int_at_least("batch_size", 1, optional=True),  # predict.yaml
     int_at_least("data.eval_batch_size", 1, optional=True),
     int_at_least("data.val_size", 0),
+    Rule("data.validate_on_test", "true or false", lambda v: isinstance(v, bool), optional=True),
     int_at_least("data.train_subset", 1, optional=True),
     int_at_least("data.shift_pixels", 0),
     int_at_least("data.num_workers", 0),

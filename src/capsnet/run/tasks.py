@@ -183,11 +183,14 @@ def log_hyperparameters(loggers: list, cfg: DictConfig, model: L.LightningModule
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:
-    """The best checkpoint by validation accuracy, or None (then the current weights are tested)."""
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if not best:
-        log.warning("No best checkpoint (fast_dev_run or no validation): testing the current weights")
-    return best or None
+    """The best checkpoint by held-out validation accuracy, or None: then the last weights are tested."""
+    ranking = trainer.checkpoint_callback
+    if ranking is None or ranking.monitor is None:  # val_size=0 (the paper's protocol), or no ranking
+        log.info("Nothing ranks the checkpoints (no held-out validation): testing the last weights")
+        return None
+    if not ranking.best_model_path:
+        log.warning("No best checkpoint (fast_dev_run or no validation yet): testing the last weights")
+    return ranking.best_model_path or None
 
 
 def current_metrics(trainer: L.Trainer) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The MNIST data module: seeded split, shift augmentation on training batches only, val_size=0."""
+"""The MNIST data module: seeded split, shift augmentation on training batches only, the protocols."""
 
 from types import SimpleNamespace
 
@@ -50,21 +50,32 @@ def test_split_is_seeded_and_disjoint(tmp_path):
     assert not seen & {bytes(img.numpy()) for img in val.images}
 
 
-def test_val_size_zero_trains_on_everything_and_validates_on_the_test_set(tmp_path):
+def test_val_size_zero_trains_on_everything_and_validates_nothing(tmp_path):
     checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
     module = MNISTDataModule(
         str(tmp_path), files=spec_for(tmp_path, checksums).files, val_size=0, batch_size=8
     )
     module.setup("fit")
+    assert len(module.train_set) == 50 and module.val_set is None and module.test_set is None
+    assert module.val_dataloader() == [] and not module.held_out_validation
+
+
+def test_validate_on_test_validates_on_the_test_set_by_name_only(tmp_path):
+    checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
+    files = spec_for(tmp_path, checksums).files
+    module = MNISTDataModule(str(tmp_path), files=files, val_size=0, validate_on_test=True, batch_size=8)
+    module.setup("fit")
     module.setup("test")
     assert len(module.train_set) == 50 and len(module.val_set) == 10
-    assert module.val_set is module.test_set
+    assert module.val_set is module.test_set and not module.held_out_validation
+    with pytest.raises(ValueError, match="data.validate_on_test=true .* needs data.val_size=0 \\(given 8\\)"):
+        MNISTDataModule(str(tmp_path), files=files, val_size=8, validate_on_test=True)
 
 
 @pytest.mark.parametrize("module_class", [AffineMNISTDataModule, MultiMNISTDataModule])
-def test_val_size_zero_is_refused_where_the_test_set_is_not_mnist(tmp_path, module_class):
-    with pytest.raises(ValueError, match=f"{module_class.__name__} needs a held-out validation split"):
-        module_class(data_dir=str(tmp_path), val_size=0)
+def test_test_set_validation_is_refused_where_the_test_set_is_not_mnist(tmp_path, module_class):
+    with pytest.raises(ValueError, match=f"for MNIST and Fashion-MNIST only; {module_class.__name__}"):
+        module_class(data_dir=str(tmp_path), val_size=0, validate_on_test=True)
 
 
 def test_shift_only_on_training_batches(tmp_path):
