@@ -8,6 +8,10 @@
     -> decoder on the masked DigitCaps                    [B, 1, 28, 28]
 
 With the defaults it has 6,804,224 parameters without the decoder and 8,215,568 with it.
+
+``parametrisation="official"`` is the official code's network instead of the text's: the same layers,
+with the PrimaryCaps input scaled by 1/32, a bias on each DigitCaps s_j (160 more parameters) and its
+initial values (``OFFICIAL_PARAMETRISATION``).
 """
 
 from typing import NamedTuple
@@ -21,6 +25,11 @@ from capsnet.nn.decoder import ReconstructionDecoder, mask_capsules
 from capsnet.nn.routing import DynamicRouting
 from capsnet.nn.squash import capsule_lengths
 
+# The official code's initial values: truncated normals cut at two standard deviations (TensorFlow's),
+# of these standard deviations, and every bias of the capsule layers 0.1. The decoder keeps torch's
+# default initialisation.
+OFFICIAL_PARAMETRISATION = {"weight_std": {"conv": 0.05, "primary.conv": 0.1, "digits": 0.1}, "bias": 0.1}
+
 
 class CapsNetOutput(NamedTuple):
     lengths: torch.Tensor  # [B, J], the class "probabilities"
@@ -33,6 +42,7 @@ class CapsNet(nn.Module):
     def __init__(self, config: CapsNetConfig | None = None):
         super().__init__()
         self.config = config = config or CapsNetConfig()
+        official = config.parametrisation == "official"
         channels, height, width = config.image_shape
         self.conv = nn.Conv2d(channels, config.conv_channels, kernel_size=config.conv_kernel)
         self.primary = PrimaryCapsules(
@@ -41,6 +51,7 @@ class CapsNet(nn.Module):
             config.primary_dim,
             config.primary_kernel,
             config.primary_stride,
+            input_scale=1.0 / config.primary_types if official else 1.0,
         )
         grid_h = (height - config.conv_kernel + 1 - config.primary_kernel) // config.primary_stride + 1
         grid_w = (width - config.conv_kernel + 1 - config.primary_kernel) // config.primary_stride + 1
@@ -57,10 +68,20 @@ class CapsNet(nn.Module):
             out_dim=config.digit_dim,
             routing=DynamicRouting(config.routing.iterations, config.routing.detach_inner),
             weight_init_std=config.weight_init_std,
+            bias=official,
         )
         self.decoder = ReconstructionDecoder(
             config.num_classes * config.digit_dim, list(config.decoder.hidden), list(config.image_shape)
         )
+        if official:
+            self._initialise_as_the_official_code()
+
+    @torch.no_grad()
+    def _initialise_as_the_official_code(self) -> None:
+        for name, std in OFFICIAL_PARAMETRISATION["weight_std"].items():
+            layer = self.get_submodule(name)
+            nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+            layer.bias.fill_(OFFICIAL_PARAMETRISATION["bias"])
 
     def encode(self, images: torch.Tensor):
         """Images -> (DigitCaps poses v [B, J, D], couplings)."""

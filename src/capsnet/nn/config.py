@@ -7,6 +7,8 @@ that the entry points also check the types of these groups against them before t
 
 from dataclasses import dataclass, field
 
+PARAMETRISATIONS = ("paper", "official")
+
 
 @dataclass(frozen=True)
 class RoutingConfig:
@@ -48,8 +50,17 @@ class CapsNetConfig:
     primary_stride: int = 2
     digit_dim: int = 16
     weight_init_std: float = 0.01  # W_ij ~ N(0, std^2); the paper does not say
+    # "paper": the text's network (torch's default initialisation elsewhere); "official": the official
+    # code's (capsnet.nn.capsnet.OFFICIAL_PARAMETRISATION), which fixes every initial value itself.
+    parametrisation: str = "paper"
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    def __post_init__(self):
+        if self.parametrisation not in PARAMETRISATIONS:
+            raise ValueError(
+                f"model.net.parametrisation={self.parametrisation!r}; allowed: {', '.join(PARAMETRISATIONS)}"
+            )
 
     @classmethod
     def from_groups(cls, net: dict, routing: dict, decoder: dict) -> "CapsNetConfig":

@@ -6,7 +6,7 @@ with weight ``c_ij``; couplings follow the agreement between predictions and out
     b_ij <- 0                                   routing logits, per example, never learned
     repeat r times:
         c_i  = softmax_j(b_i)                   over the parents j of each child i
-        s_j  = sum_i c_ij u_hat_{j|i}
+        s_j  = sum_i c_ij u_hat_{j|i}  (+ b_j, a learned bias, in the official code only)
         v_j  = squash(s_j)                      eq. 1
         b_ij = b_ij + u_hat_{j|i} . v_j         (skipped after the last iteration: unused)
 
@@ -58,13 +58,19 @@ class DynamicRouting(nn.Module):
         self.iterations = iterations
         self.detach_inner = detach_inner
 
-    def forward(self, capsules: torch.Tensor, weight: torch.Tensor) -> RoutingResult:
-        """capsules u: [B, I, K]; weight W: [I, K, J, D] (W_ij is weight[i, :, j, :] transposed)."""
+    def forward(
+        self, capsules: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> RoutingResult:
+        """capsules u: [B, I, K]; weight W: [I, K, J, D] (W_ij is weight[i, :, j, :] transposed);
+        bias b: [J, D] or None."""
         # Routing is <1% of the step's FLOPs: float32 (autocast off) keeps agreements exact under bf16.
         with torch.autocast(capsules.device.type, enabled=False):
-            return self._route(capsules.float(), weight.float())
+            bias = None if bias is None else bias.float()
+            return self._route(capsules.float(), weight.float(), bias)
 
-    def _route(self, u: torch.Tensor, weight: torch.Tensor) -> RoutingResult:
+    def _route(
+        self, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> RoutingResult:
         batch, children, child_dim = u.shape
         _, _, parents, parent_dim = weight.shape
         rows = children * child_dim
@@ -73,8 +79,9 @@ class DynamicRouting(nn.Module):
         # Iteration 1: b = 0, so c_ij = 1/J for all pairs and s_j = sum_i W_ij u_i / J.
         uniform = u.new_full((), 1.0 / parents).expand(batch, children, parents)
         couplings = [uniform]
+        biased = (lambda s: s) if bias is None else (lambda s: s + bias)  # s_j (+ b_j)
         outputs = squash(
-            (u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, parents, parent_dim) / parents
+            biased((u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, parents, parent_dim) / parents)
         )
         coupling_logits = None  # b, [J, B, I]
         for _ in range(self.iterations - 1):
@@ -83,7 +90,7 @@ class DynamicRouting(nn.Module):
             coupling_logits = agreement if coupling_logits is None else coupling_logits + agreement
             coupling = torch.softmax(coupling_logits, dim=0)  # over parents j
             couplings.append(coupling.permute(1, 2, 0))  # [B, I, J] view
-            outputs = squash(_recomputed(_weighted_sum, coupling, u, w))  # [B, J, D]
+            outputs = squash(biased(_recomputed(_weighted_sum, coupling, u, w)))  # [B, J, D]
         return RoutingResult(outputs, tuple(couplings))
 
 

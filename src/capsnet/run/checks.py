@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from capsnet.errors import ConfigError
+from capsnet.nn.config import PARAMETRISATIONS
 
 
 def _is_int(value) -> bool:
@@ -90,6 +91,7 @@ RULES: tuple[Rule, ...] = (
     number_in("model.scheduler.decay_rate", 0.0, 1.0, open_low=True, optional=True),
     int_at_least("model.scheduler.decay_steps", 1, optional=True),
     number_in("model.net.weight_init_std", 0.0, open_low=True, optional=True),
+    Rule("model.net.parametrisation", "paper or official", lambda v: v in PARAMETRISATIONS, optional=True),
     Rule(
         "trainer.max_epochs",
         "an integer >= 1, or -1 for no limit (then trainer.max_steps ends the run); 0 trains nothing",

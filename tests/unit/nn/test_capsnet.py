@@ -19,6 +19,39 @@ def test_paper_parameter_counts():
     assert count(net) - count(net.decoder) == 6_804_224
 
 
+def test_official_parametrisation_adds_the_digitcaps_bias_and_the_official_initial_values():
+    torch.manual_seed(0)
+    net = CapsNet(CapsNetConfig(parametrisation="official"))
+    assert count(net) == 8_215_568 + 10 * 16  # the bias on each s_j
+    stds = {"conv.weight": 0.05, "primary.conv.weight": 0.1, "digits.weight": 0.1}
+    for name, parameter in net.named_parameters():
+        if name in stds:  # a normal truncated at 2 std: |w| <= 2 std, and its std 0.88 std
+            assert parameter.abs().max() <= 2 * stds[name]
+            assert parameter.std().item() == pytest.approx(0.880 * stds[name], rel=0.02), name
+        elif not name.startswith("decoder"):
+            assert name.endswith("bias") and torch.all(parameter == 0.1), name
+    paper = CapsNet()
+    assert not hasattr(paper.digits, "bias") or paper.digits.bias is None
+    assert paper.digits.weight.std().item() == pytest.approx(0.01, rel=0.01)
+
+
+def test_official_primary_capsules_scale_the_votes_by_one_over_32_before_the_bias():
+    from capsnet.nn.squash import squash
+
+    torch.manual_seed(0)
+    net = CapsNet(CapsNetConfig(parametrisation="official"))
+    features = torch.relu(net.conv(torch.rand(2, 1, 28, 28)))
+    votes = torch.nn.functional.conv2d(features, net.primary.conv.weight, stride=2)  # [B, 256, 6, 6]
+    pre_squash = votes / 32 + net.primary.conv.bias.view(1, -1, 1, 1)
+    expected = squash(pre_squash.view(2, 32, 8, 6, 6).permute(0, 1, 3, 4, 2).reshape(2, 1152, 8))
+    assert torch.allclose(net.primary(features), expected, atol=1e-6)
+
+
+def test_an_unknown_parametrisation_is_refused():
+    with pytest.raises(ValueError, match=r"parametrisation='tf'; allowed: paper, official"):
+        CapsNetConfig(parametrisation="tf")
+
+
 def test_output_shapes():
     output = CapsNet(CapsNetConfig(routing=RoutingConfig(iterations=2)))(torch.rand(3, 1, 28, 28))
     assert output.lengths.shape == (3, 10)

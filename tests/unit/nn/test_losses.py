@@ -29,3 +29,21 @@ def test_total_weights_terms():
     terms = CapsuleLoss(margin_weight=2.0, alpha=0.5)(lengths, targets, reconstructions, images)
     assert torch.isclose(terms.total, 2.0 * terms.margin + 0.5 * terms.reconstruction)
     assert torch.isclose(terms.reconstruction, torch.tensor(4.0))
+
+
+def test_loss_official_is_the_official_codes_margin_loss_beside_the_same_reconstruction():
+    """The official margin loss: each class's terms halved, then the mean over batch and classes."""
+    from tests.helpers import compose_config
+
+    loss = compose_config("train", ["loss=official"]).loss
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.rand(6, 10, generator=generator)
+    targets = torch.nn.functional.one_hot(torch.arange(6) % 10, 10).float()
+    images, reconstructions = torch.rand(6, 1, 4, 4, generator=generator), torch.rand(6, 1, 4, 4)
+    logits, margin = lengths - 0.5, 0.4  # the official code's form of eq. 4's hinges
+    present = targets * (logits < margin) * (logits - margin).pow(2)
+    absent = (1 - targets) * (logits > -margin) * (logits + margin).pow(2)
+    official_margin = (0.5 * present + 0.5 * 0.5 * absent).mean()
+    terms = CapsuleLoss(alpha=0.0005, **loss)(lengths, targets, reconstructions, images)
+    expected = official_margin + 0.0005 * terms.reconstruction
+    assert torch.isclose(terms.total, expected, rtol=1e-6)

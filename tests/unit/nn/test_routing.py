@@ -10,8 +10,11 @@ from capsnet.nn.capsules import DigitCapsules
 from capsnet.nn.routing import DynamicRouting, coupling_entropy
 
 
-def reference_routing(u: torch.Tensor, weight: torch.Tensor, iterations: int):
-    """Procedure 1 written out loop by loop, one example and one capsule at a time, from u_hat = W u."""
+def reference_routing(
+    u: torch.Tensor, weight: torch.Tensor, iterations: int, bias: torch.Tensor | None = None
+):
+    """Procedure 1 written out loop by loop, one example and one capsule at a time, from u_hat = W u
+    (with the official code's bias added to each s_j when ``bias`` [J, D] is given)."""
     batch, children, _ = u.shape
     parents = weight.shape[2]
     outputs, last_couplings = [], []
@@ -23,6 +26,8 @@ def reference_routing(u: torch.Tensor, weight: torch.Tensor, iterations: int):
             v = []
             for j in range(parents):
                 s_j = sum(couplings[i, j] * u_hat[i][j] for i in range(children))
+                if bias is not None:
+                    s_j = s_j + bias[j]
                 norm_sq = (s_j**2).sum()
                 v.append(norm_sq / (1 + norm_sq) * s_j / torch.sqrt(norm_sq))
             for i in range(children):
@@ -48,6 +53,17 @@ def test_matches_reference_loop(iterations):
     assert torch.allclose(result.outputs, expected_v, atol=1e-5)
     assert torch.allclose(result.couplings[-1], expected_c, atol=1e-5)
     assert len(result.couplings) == iterations
+
+
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_with_a_bias_matches_reference_loop(iterations):
+    u, weight = random_layer(seed=10 + iterations)
+    bias = torch.randn(weight.shape[2], weight.shape[3], generator=torch.Generator().manual_seed(1)) * 0.3
+    result = DynamicRouting(iterations)(u, weight, bias)
+    expected_v, expected_c = reference_routing(u, weight, iterations, bias)
+    assert torch.allclose(result.outputs, expected_v, atol=1e-5)
+    assert torch.allclose(result.couplings[-1], expected_c, atol=1e-5)
+    assert not torch.allclose(result.outputs, DynamicRouting(iterations)(u, weight).outputs, atol=1e-3)
 
 
 def test_couplings_sum_to_one_over_parents():
