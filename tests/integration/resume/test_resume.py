@@ -284,3 +284,48 @@ def test_submitits_warning_signal_saves_and_its_requeued_job_ends_identical(
     )
     assert (actual["global_step"], actual["epoch"]) == (expected["global_step"], expected["epoch"])
     assert_same_training_state(expected, actual)
+
+
+def test_the_papers_protocol_with_ema_resumes_exactly_and_tests_the_averaged_last_weights(
+    tmp_path, data_overrides, tiny_overrides
+):
+    """data.val_size=0 (no validation) with the EMA callback: interrupted mid-epoch and resumed, the run
+    ends with the uninterrupted run's raw and averaged weights; its checkpoints hold the averaged ones,
+    and what the run tested is what evaluating its last checkpoint gives."""
+    overrides = [*_overrides(tiny_overrides, tmp_path / "logs"), "data.val_size=0", "callbacks=[default,ema]"]
+    overrides += ["test=true", "+callbacks.model_checkpoint.save_top_k=-1", "callbacks.ema.decay=0.9"]
+    overrides += ["optimized_metric=null"]  # 96 images, 12 steps an epoch: nothing validated
+    whole = run_in_process("train", overrides, tmp_path / "whole")
+    assert whole.code == 0, whole.output[-3000:]
+    assert "testing the last weights" in whole.output
+    assert sorted(p.name for p in (tmp_path / "whole" / "checkpoints").glob("epoch_*.ckpt")) == [
+        f"epoch_{epoch:03d}.ckpt"
+        for epoch in range(EPOCHS)  # every epoch kept, none ranked
+    ]
+    metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert not [name for name in metrics if name.startswith("val/")]
+
+    first = tmp_path / "logs" / "train" / "runs" / "first"
+    process = _start([*overrides, *_signal_at(INTERRUPTED_AT, signal.SIGTERM)], first)
+    output = _output(process)
+    assert process.returncode == 143, output[-3000:]
+    resumed = run_in_process("train", [*overrides, "ckpt_path=last"], tmp_path / "resumed")
+    assert resumed.code == 0, resumed.output[-3000:]
+    expected, actual = (
+        _load(run / "checkpoints" / "last.ckpt") for run in (tmp_path / "whole", tmp_path / "resumed")
+    )
+    assert_same_training_state(expected, actual)  # the averaged weights
+    for name, weight in expected["current_model_state"].items():  # the raw ones
+        assert torch.allclose(actual["current_model_state"][name], weight, rtol=0, atol=1e-6), name
+    assert actual["averaging_state"]["n_averaged"] == expected["averaging_state"]["n_averaged"] == 36  # steps
+    averaged, raw = expected["state_dict"], expected["current_model_state"]
+    assert not all(torch.equal(averaged[name], raw[name]) for name in raw)
+
+    evaluated = run_in_process(
+        "eval",
+        [*data_overrides, f"ckpt_path={tmp_path / 'whole' / 'checkpoints' / 'last.ckpt'}", "logger=csv"],
+        tmp_path / "eval",
+    )
+    assert evaluated.code == 0, evaluated.output[-3000:]
+    tested = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert tested["test/total_loss"] == pytest.approx(metrics["test/total_loss"], rel=1e-6)

@@ -68,7 +68,7 @@ def test_validate_on_test_validates_on_the_test_set_by_name_only(tmp_path):
     module.setup("test")
     assert len(module.train_set) == 50 and len(module.val_set) == 10
     assert module.val_set is module.test_set and not module.held_out_validation
-    with pytest.raises(ValueError, match="data.validate_on_test=true .* needs data.val_size=0 \\(given 8\\)"):
+    with pytest.raises(ValueError, match=r"validate_on_test=true .* needs data.val_size=0 \(given 8\)"):
         MNISTDataModule(str(tmp_path), files=files, val_size=8, validate_on_test=True)
 
 
