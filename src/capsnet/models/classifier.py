@@ -5,7 +5,9 @@ Subclasses (``CapsNetModule``, ``BaselineCNNModule``) build their network and lo
 Logged, the same for every model, so runs compare side by side:
 - ``train/<term>_loss`` every step, ``train/acc`` per epoch, ``train/lr``;
 - ``val/`` and ``test/``: ``acc``, ``error``, ``<term>_loss``; ``val/acc_best``;
-- ``test/acc_class_<k>``, and the test confusion matrix kept as ``test_confusion_matrix``.
+- ``test/acc_class_<k>``, and the test confusion matrix kept as ``test_confusion_matrix``;
+- each test image's label and predicted class, in the test set's order, kept as ``test_predictions``
+  (the run writes them to ``test_predictions.csv``: ``scripts/compare_runs.py`` pairs two runs').
 """
 
 import inspect
@@ -32,6 +34,8 @@ class ClassifierModule(L.LightningModule):
         self.val_acc_best = MaxMetric()
         self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.test_confusion_matrix: torch.Tensor | None = None  # [true, predicted] counts of the last test
+        self.test_predictions: torch.Tensor | None = None  # [N, 2]: (label, predicted) of the last test
+        self._test_rows: list[torch.Tensor] = []
         self.last_loss_terms: NamedTuple | None = None  # the last training step's, for StopOnNonFiniteLoss
 
     def _accuracy_metric(self, num_classes: int) -> Metric:
@@ -93,9 +97,14 @@ class ClassifierModule(L.LightningModule):
             batch, "val"
         )  # the outputs are for callbacks (capsnet.callbacks.capsule_insights)
 
+    def on_test_epoch_start(self) -> None:
+        self._test_rows = []
+
     def test_step(self, batch, batch_idx: int):
         output = self._eval_step(batch, "test")
-        self.test_confusion.update(self.scores(output).argmax(dim=1), batch[1])
+        predicted = self.scores(output).argmax(dim=1)
+        self.test_confusion.update(predicted, batch[1])
+        self._test_rows.append(torch.stack([batch[1], predicted], dim=1))
         return output
 
     def _log_eval_epoch(self, stage: str) -> torch.Tensor:
@@ -119,9 +128,22 @@ class ClassifierModule(L.LightningModule):
         confusion = self.test_confusion.compute()  # [true, predicted], summed over DDP ranks
         self.test_confusion.reset()
         self.test_confusion_matrix = confusion.cpu()
+        self.test_predictions = self._in_test_set_order(torch.cat(self._test_rows))
+        self._test_rows = []
         per_class = confusion.diagonal() / confusion.sum(dim=1).clamp_min(1)
         for label, accuracy in enumerate(per_class):
             self.log(f"test/acc_class_{label}", accuracy, sync_dist=True)
+
+    def _in_test_set_order(self, rows: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows, in the test set's order: rank r of W scored examples r, r + W, r + 2W, ...
+        (the data module's evaluation sampler), so row k of rank r is example k * W + r."""
+        if self.trainer.world_size == 1:
+            return rows.cpu()
+        counts = self.all_gather(torch.tensor(len(rows), device=rows.device))  # [W]
+        padded = rows.new_full((int(counts.max()), rows.shape[1]), -1)  # labels are >= 0
+        padded[: len(rows)] = rows
+        ordered = self.all_gather(padded).transpose(0, 1).reshape(-1, rows.shape[1])  # [max * W, 2]
+        return ordered[ordered[:, 0] >= 0].cpu()
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = hydra.utils.instantiate(self.hparams.optimizer, params=self.parameters())

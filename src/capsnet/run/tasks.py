@@ -66,6 +66,7 @@ def train(cfg: DictConfig) -> float | None:
             csv_header_written_by_a_spawned_process(trainer, loggers)
             trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint(trainer), weights_only=True)
             metrics.update(current_metrics(trainer))
+            save_test_predictions(trainer, model, cfg.paths.output_dir)
         save_metrics(trainer, metrics, cfg.paths.output_dir)
         return objective(metrics, cfg)
     except SIGTERMException:
@@ -80,6 +81,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer, _ = tested_checkpoint(cfg)
     metrics = current_metrics(trainer)
     save_metrics(trainer, metrics, cfg.paths.output_dir)
+    save_test_predictions(trainer, trainer.lightning_module, cfg.paths.output_dir)
     return metrics
 
 
@@ -200,6 +202,18 @@ def current_metrics(trainer: L.Trainer) -> dict[str, float]:
 def save_metrics(trainer: L.Trainer, metrics: dict[str, float], output_dir: str) -> None:
     if trainer.is_global_zero:
         Path(output_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def save_test_predictions(trainer: L.Trainer, model: L.LightningModule, output_dir: str) -> None:
+    """``test_predictions.csv``: each test image's index, label and predicted class (what
+    ``scripts/compare_runs.py`` pairs); nothing for models without single-label predictions."""
+    rows = getattr(model, "test_predictions", None)
+    if rows is None or not trainer.is_global_zero:
+        return
+    lines = ["index,label,predicted"] + [
+        f"{i},{label},{predicted}" for i, (label, predicted) in enumerate(rows.tolist())
+    ]
+    Path(output_dir, "test_predictions.csv").write_text("\n".join(lines) + "\n")
 
 
 def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
