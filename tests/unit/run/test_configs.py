@@ -118,7 +118,30 @@ def test_paper_experiment_is_the_papers_setup():
     assert cfg.model.optimizer._target_ == "torch.optim.Adam" and cfg.model.optimizer.lr == 0.001
     assert (cfg.model.scheduler.decay_rate, cfg.model.scheduler.decay_steps) == (0.96, 2000)
     assert (cfg.data.batch_size, cfg.data.shift_pixels, cfg.routing.iterations) == (128, 2, 3)
-    assert cfg.decoder.alpha == 0.0005
+    assert cfg.decoder.alpha == 0.0005 and cfg.loss.margin_weight == 1.0
+    # the official schedule as written, under the paper's protocol: all 60k images, no validation
+    assert (cfg.trainer.max_steps, cfg.trainer.max_epochs, cfg.data.val_size) == (300_000, -1, 0)
+    assert not cfg.data.validate_on_test and cfg.optimized_metric is None
+
+
+def test_paper_short_anneals_to_zero_in_15_epochs():
+    cfg = compose_config("train", ["experiment=paper_short"])
+    assert cfg.model.scheduler._target_ == "torch.optim.lr_scheduler.OneCycleLR"
+    assert (cfg.trainer.max_epochs, cfg.trainer.max_steps, cfg.data.val_size) == (15, -1, 0)
+    assert (cfg.trainer.precision, cfg.model.compile, cfg.model.optimizer.lr) == ("bf16-mixed", True, 0.003)
+
+
+@pytest.mark.parametrize("experiment", ["paper", "paper_short", "fast_cpu"])
+@pytest.mark.parametrize("scheduler", ["exponential", "one_cycle", "none"])
+def test_any_schedule_and_the_official_loss_compose_with_the_paper_experiments(experiment, scheduler):
+    """The experiments choose their schedule and loss as groups and set none of their keys: a schedule
+    or loss given on the command line replaces them whole (no keys of another schedule left over)."""
+    cfg = compose_config(
+        "train", [f"experiment={experiment}", f"model/scheduler={scheduler}", "loss=official"]
+    )
+    expected = compose_config("train", [f"model/scheduler={scheduler}"]).model.scheduler
+    assert cfg.model.scheduler.keys() == expected.keys()
+    assert cfg.loss.margin_weight == 0.05
 
 
 @pytest.mark.parametrize(
