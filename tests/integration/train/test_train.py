@@ -49,21 +49,23 @@ def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, tiny_overri
         "trainer.val_check_interval=5",  # steps: the first validation is half-way through epoch 0
     ]
     overrides += ["callbacks.stop_at_accuracy.target=0.0", *tiny_overrides]  # any accuracy reaches 0.0
+    overrides += ["data.val_size=0"]  # as the experiment: all training images, validation on the test set
     result = run_in_process("train", overrides, tmp_path)
     assert result.code == 0, result.output[-3000:]
     with open(tmp_path / "csv" / "metrics.csv") as file:
         rows = list(csv.DictReader(file))
     stops = [row for row in rows if row.get("time_to_target_s")]
     assert len(stops) == 1 and float(stops[0]["time_to_target_s"]) > 0
-    # 80 training images in batches of 8: the first validation comes after step 5, and the run stops
+    # 96 training images in batches of 8: the first validation comes after step 5, and the run stops
     # there, within the first epoch.
     assert max(int(row["step"]) for row in rows) == 5
     assert any(row.get("test/acc") for row in rows)
+    assert "testing the last weights" in result.output  # the test set validated, so it picks nothing
 
 
 def test_stop_at_accuracy_refuses_a_metric_validation_does_not_log(tmp_path, tiny_overrides):
     overrides = ["experiment=fast_cpu", "model.compile=false", "logger=csv", "trainer.val_check_interval=5"]
-    overrides += ["callbacks.stop_at_accuracy.monitor=val/accuracy", *tiny_overrides]
+    overrides += ["callbacks.stop_at_accuracy.monitor=val/accuracy", *tiny_overrides, "data.val_size=0"]
     result = run_in_process("train", overrides, tmp_path)
     assert result.code == 2, result.output[-3000:]
     assert "callbacks.stop_at_accuracy.monitor='val/accuracy' is not logged by validation" in result.output
