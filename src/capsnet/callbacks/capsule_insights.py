@@ -141,9 +141,9 @@ class CapsuleInsights(L.Callback):
             trainer, "test/pose_perturbation", self.pose_perturbation(pl_module, poses, lengths)
         )
 
-        iterations = pl_module.hparams.routing["iterations"]
+        passes = pl_module.net.digits.routing.passes
         entropies = [
-            trainer.callback_metrics.get(f"test/routing_entropy_iter{r}") for r in range(1, iterations + 1)
+            trainer.callback_metrics.get(f"test/routing_entropy_iter{r}") for r in range(1, passes + 1)
         ]
         if all(value is not None for value in entropies):
             title = "Mean coupling entropy per routing iteration"

@@ -6,6 +6,8 @@ alone rebuilds the exact network it was trained with (``CapsNetModule.load_from_
 the current config says.
 """
 
+from typing import ClassVar
+
 import torch
 from torchmetrics import MeanMetric
 
@@ -14,10 +16,12 @@ from capsnet.nn.capsnet import CapsNet, CapsNetOutput
 from capsnet.nn.config import CapsNetConfig
 from capsnet.nn.losses import CapsuleLoss, LossTerms
 from capsnet.nn.one_hot import one_hot
-from capsnet.nn.routing import coupling_entropy
+from capsnet.nn.routing import DYNAMIC, coupling_entropy
 
 
 class CapsNetModule(ClassifierModule):
+    ADDED_HYPERPARAMETERS: ClassVar[dict] = {"net.parametrisation": "paper", "routing._target_": DYNAMIC}
+
     def __init__(
         self,
         net: dict,
@@ -42,9 +46,10 @@ class CapsNetModule(ClassifierModule):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         self.criterion = CapsuleLoss(alpha=decoder["alpha"], **loss)
-        # Routing behaviour: mean entropy of the couplings each routing iteration used.
+        # Routing behaviour: mean entropy of the couplings each routing pass (iteration) used.
+        passes = self.net.digits.routing.passes
         self.routing_entropy = torch.nn.ModuleDict(
-            {f"{s}_{r}": MeanMetric() for s in ("val", "test") for r in range(1, routing["iterations"] + 1)}
+            {f"{s}_{r}": MeanMetric() for s in ("val", "test") for r in range(1, passes + 1)}
         )
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
@@ -69,5 +74,5 @@ class CapsNetModule(ClassifierModule):
             self.routing_entropy[f"{stage}_{iteration}"].update(coupling_entropy(couplings), size)
 
     def _log_eval_extras(self, stage: str) -> None:
-        for iteration in range(1, self.hparams.routing["iterations"] + 1):
+        for iteration in range(1, self.net.digits.routing.passes + 1):
             self.log(f"{stage}/routing_entropy_iter{iteration}", self.routing_entropy[f"{stage}_{iteration}"])

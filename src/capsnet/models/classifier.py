@@ -11,7 +11,7 @@ Logged, the same for every model, so runs compare side by side:
 """
 
 import inspect
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import hydra
 import lightning as L
@@ -24,6 +24,9 @@ MODULE_CLASS_KEY = "module_class"  # checkpoints name the LightningModule class 
 
 
 class ClassifierModule(L.LightningModule):
+    # Hyperparameters added since the first checkpoints (flat names): the value those were trained with.
+    ADDED_HYPERPARAMETERS: ClassVar[dict[str, Any]] = {}
+
     def __init__(self, num_classes: int, loss_terms: tuple[str, ...]):
         super().__init__()
         self.loss_terms = loss_terms

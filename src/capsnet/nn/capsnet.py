@@ -3,7 +3,7 @@
     images [B, 1, 28, 28]
     -> Conv1: 256 maps, 9x9, stride 1, ReLU               [B, 256, 20, 20]
     -> PrimaryCaps: 32 maps of 8D capsules, 9x9 stride 2  [B, 1152, 8]
-    -> DigitCaps: 10 capsules of 16D, dynamic routing     [B, 10, 16]
+    -> DigitCaps: 10 capsules of 16D, routed (Procedure 1)  [B, 10, 16]
     -> lengths = class probabilities                      [B, 10]
     -> decoder on the masked DigitCaps                    [B, 1, 28, 28]
 
@@ -22,7 +22,7 @@ from torch import nn
 from capsnet.nn.capsules import DigitCapsules, PrimaryCapsules
 from capsnet.nn.config import CapsNetConfig
 from capsnet.nn.decoder import ReconstructionDecoder, mask_capsules
-from capsnet.nn.routing import DynamicRouting
+from capsnet.nn.routing import build_routing
 from capsnet.nn.squash import capsule_lengths
 
 # The official code's initial values: truncated normals cut at two standard deviations (TensorFlow's),
@@ -35,7 +35,7 @@ class CapsNetOutput(NamedTuple):
     lengths: torch.Tensor  # [B, J], the class "probabilities"
     poses: torch.Tensor  # v, [B, J, D]
     reconstructions: torch.Tensor  # [B, C, H, W]
-    couplings: tuple[torch.Tensor, ...]  # per routing iteration, [B, I, J]
+    couplings: tuple[torch.Tensor, ...]  # per routing pass (iteration), [B, I, J]
 
 
 class CapsNet(nn.Module):
@@ -61,12 +61,13 @@ class CapsNet(nn.Module):
                 f"{config.conv_kernel} conv then a {config.primary_kernel}x{config.primary_kernel} "
                 f"stride-{config.primary_stride} conv"
             )
+        in_caps = config.primary_types * grid_h * grid_w
         self.digits = DigitCapsules(
-            in_caps=config.primary_types * grid_h * grid_w,
+            in_caps=in_caps,
             in_dim=config.primary_dim,
             out_caps=config.num_classes,
             out_dim=config.digit_dim,
-            routing=DynamicRouting(config.routing.iterations, config.routing.detach_inner),
+            routing=build_routing(config.routing, children=in_caps, parents=config.num_classes),
             weight_init_std=config.weight_init_std,
             bias=official,
         )

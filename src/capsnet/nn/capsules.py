@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from capsnet.nn.conv import FastWeightGradConv2d
-from capsnet.nn.routing import DynamicRouting, RoutingResult
+from capsnet.nn.routing import Routing, RoutingResult
 from capsnet.nn.squash import squash
 
 
@@ -51,7 +51,7 @@ class DigitCapsules(nn.Module):
         in_dim: int,
         out_caps: int,
         out_dim: int,
-        routing: DynamicRouting,
+        routing: Routing,
         weight_init_std: float = 0.01,
         bias: bool = False,
     ):

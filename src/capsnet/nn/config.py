@@ -1,21 +1,14 @@
 """The CapsNet's architecture as one typed config object, field for field the keys of the config groups.
 
-``routing.iterations`` on the command line is ``CapsNetConfig.routing.iterations`` here and the
-``iterations`` of ``DynamicRouting``: one name from YAML to the code. Plain dataclasses (no torch), so
-that the entry points also check the types of these groups against them before torch loads.
+``decoder.alpha`` on the command line is ``CapsNetConfig.decoder.alpha`` here. The ``routing`` group is
+kept as it is (its ``_target_`` and that class's settings: ``routing.iterations`` is the ``iterations``
+of ``DynamicRouting``), since each routing has settings of its own (``capsnet.nn.routing``).
+Plain dataclasses, no torch.
 """
 
 from dataclasses import dataclass, field
 
 PARAMETRISATIONS = ("paper", "official")
-
-
-@dataclass(frozen=True)
-class RoutingConfig:
-    """``conf/routing``: Procedure 1's number of iterations, and whether inner agreements get gradients."""
-
-    iterations: int = 3
-    detach_inner: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,7 +46,14 @@ class CapsNetConfig:
     # "paper": the text's network (torch's default initialisation elsewhere); "official": the official
     # code's (capsnet.nn.capsnet.OFFICIAL_PARAMETRISATION), which fixes every initial value itself.
     parametrisation: str = "paper"
-    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    # conf/routing: the paper's Procedure 1 unless another routing is named
+    routing: dict = field(
+        default_factory=lambda: {
+            "_target_": "capsnet.nn.routing.DynamicRouting",
+            "iterations": 3,
+            "detach_inner": False,
+        }
+    )
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
     def __post_init__(self):
@@ -67,4 +67,4 @@ class CapsNetConfig:
         """From the config groups as plain dicts (what checkpoints store as hyperparameters)."""
         net = {**net, "image_shape": tuple(net.get("image_shape", cls.image_shape))}
         decoder = {**decoder, "hidden": tuple(decoder.get("hidden", DecoderConfig.hidden))}
-        return cls(**net, routing=RoutingConfig(**routing), decoder=DecoderConfig(**decoder))
+        return cls(**net, routing=dict(routing), decoder=DecoderConfig(**decoder))

@@ -26,8 +26,12 @@ and keeps them out of the step's peak memory.
 
 Shapes: B examples, I children (1152), K child dims (8), J parents (10), D parent dims (16).
 Internally the routing tensors are laid out parent-first, [J, B, I], so each matmul is batched over j.
+
+This module also holds what every routing shares: the protocol (``Routing``), and ``build_routing``,
+which makes the routing a ``conf/routing/<name>.yaml`` names by its ``_target_``.
 """
 
+import importlib
 from typing import NamedTuple
 
 import torch
@@ -36,13 +40,50 @@ from torch.utils.checkpoint import checkpoint
 
 from capsnet.nn.squash import squash
 
+DYNAMIC = "capsnet.nn.routing.DynamicRouting"
+PACKAGE = (
+    "capsnet.nn."  # a routing is a class of this package: a checkpoint's hyperparameters import nothing else
+)
+
 
 class RoutingResult(NamedTuple):
     outputs: torch.Tensor  # v, [B, J, D]
-    couplings: tuple[torch.Tensor, ...]  # c used by each iteration, each [B, I, J]
+    couplings: tuple[torch.Tensor, ...]  # c used by each pass, each [B, I, J]
 
 
-class DynamicRouting(nn.Module):
+class Routing(nn.Module):
+    """What every routing between two capsule layers computes; ``conf/routing/<name>.yaml`` names one by
+    its ``_target_`` (a class of ``capsnet.nn``), and its other keys are the class's settings.
+
+    ``forward(u [B, I, K], W [I, K, J, D], b [J, D] or None) -> RoutingResult``: the parents' outputs
+    v [B, J, D] and the couplings c [B, I, J] that each of its ``passes`` used, which the metrics and
+    pictures show. The network gives the sizes as keywords, ``children`` (I) and ``parents`` (J), for
+    routings with parameters of their own.
+    """
+
+    passes: int  # how many coupling tensors forward returns
+
+
+def build_routing(settings: dict, children: int, parents: int) -> Routing:
+    """The routing ``settings`` (the ``routing`` group: ``_target_`` and the class's keys) describe.
+    Settings without a ``_target_`` (checkpoints written before routing was a group) are Procedure 1's."""
+    settings = dict(settings)
+    target = settings.pop("_target_", DYNAMIC)
+    module_name, _, class_name = target.rpartition(".")
+    if not target.startswith(PACKAGE):
+        raise ValueError(
+            f"routing._target_={target!r}: a routing is a class of {PACKAGE[:-1]} (see conf/routing)"
+        )
+    routing_class = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(routing_class, type) and issubclass(routing_class, Routing)):
+        raise ValueError(f"routing._target_={target!r} is not a Routing of {module_name}")
+    try:
+        return routing_class(**settings, children=children, parents=parents)
+    except TypeError as error:
+        raise ValueError(f"routing={class_name}: {error} (its settings: conf/routing)") from None
+
+
+class DynamicRouting(Routing):
     """Procedure 1 with ``iterations`` rounds.
 
     ``detach_inner``: when true, the agreements added to the routing logits are computed without
@@ -51,12 +92,20 @@ class DynamicRouting(nn.Module):
     and the official code have no stop-gradient, so the default is false.
     """
 
-    def __init__(self, iterations: int = 3, detach_inner: bool = False):
+    def __init__(self, iterations: int = 3, detach_inner: bool = False, *, children=None, parents=None):
         super().__init__()
         if iterations < 1:
             raise ValueError(f"routing iterations must be >= 1, got {iterations}")
-        self.iterations = iterations
+        self.iterations = self.passes = iterations
         self.detach_inner = detach_inner
+
+    def normalise(self, logits: torch.Tensor) -> torch.Tensor:
+        """c_i = softmax_j(b_i): logits b [J, B, I] -> couplings [J, B, I]."""
+        return torch.softmax(logits, dim=0)
+
+    def shares(self, parents: int) -> int:
+        """When all logits are 0 (the first iteration) every coupling is 1 / shares: 1/J."""
+        return parents
 
     def forward(
         self, capsules: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
@@ -77,18 +126,18 @@ class DynamicRouting(nn.Module):
         w = weight.reshape(rows, parents, parent_dim)  # [I*K, J, D], rows ordered (i, k)
 
         # Iteration 1: b = 0, so c_ij = 1/J for all pairs and s_j = sum_i W_ij u_i / J.
-        uniform = u.new_full((), 1.0 / parents).expand(batch, children, parents)
-        couplings = [uniform]
+        shares = self.shares(parents)
+        couplings = [u.new_full((), 1.0 / shares).expand(batch, children, parents)]
         biased = (lambda s: s) if bias is None else (lambda s: s + bias)  # s_j (+ b_j)
         outputs = squash(
-            biased((u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, parents, parent_dim) / parents)
+            biased((u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, parents, parent_dim) / shares)
         )
         coupling_logits = None  # b, [J, B, I]
         for _ in range(self.iterations - 1):
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_inner):
                 agreement = _recomputed(_agreement, outputs, w, u)  # [J, B, I]
             coupling_logits = agreement if coupling_logits is None else coupling_logits + agreement
-            coupling = torch.softmax(coupling_logits, dim=0)  # over parents j
+            coupling = self.normalise(coupling_logits)  # over parents j
             couplings.append(coupling.permute(1, 2, 0))  # [B, I, J] view
             outputs = squash(biased(_recomputed(_weighted_sum, coupling, u, w)))  # [B, J, D]
         return RoutingResult(outputs, tuple(couplings))
@@ -118,8 +167,10 @@ def _weighted_sum(coupling: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> t
 def coupling_entropy(couplings: torch.Tensor) -> torch.Tensor:
     """Mean entropy of each child's coupling distribution over parents, in nats.
 
-    couplings c [B, I, J] (rows sum to 1 over j) -> scalar mean over (b, i) of -sum_j c_ij log c_ij.
-    The first routing iteration is uniform (log J: 2.303 for 10 parents); agreement lowers it.
+    couplings c [B, I, J] -> scalar mean over (b, i) of -sum_j p_ij log p_ij, p_i = c_i / sum_j c_ij (the
+    rows of Procedure 1 sum to 1 already; a leaky routing's sum to less, and negative couplings count
+    as 0). The first routing iteration is uniform (log J: 2.303 for 10 parents); agreement lowers it.
     """
-    c = couplings.float()
-    return -torch.special.xlogy(c, c).sum(-1).mean()
+    c = couplings.float().clamp_min(0)
+    p = c / c.sum(-1, keepdim=True).clamp_min(torch.finfo(c.dtype).tiny)
+    return -torch.special.xlogy(p, p).sum(-1).mean()

@@ -89,7 +89,8 @@ def check_resumable(checkpoint: dict, ckpt_path: str, model: L.LightningModule) 
             f"ckpt_path={ckpt_path} holds a {checkpoint[MODULE_CLASS_KEY].rsplit('.', 1)[-1]}, "
             f"this run trains a {type(model).__name__}: choose its model= or another checkpoint"
         )
-    saved, wanted = _flat(checkpoint.get("hyper_parameters", {})), _flat(dict(model.hparams))
+    saved = {**model.ADDED_HYPERPARAMETERS, **_flat(checkpoint.get("hyper_parameters", {}))}
+    wanted = _flat(dict(model.hparams))
     differ = [
         f"{key}: {saved.get(key)!r} in the checkpoint, {wanted.get(key)!r} now"
         for key in sorted(set(saved) | set(wanted))

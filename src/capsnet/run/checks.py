@@ -53,8 +53,8 @@ def number_in(key: str, low: float, high: float | None = None, *, open_low=False
     return Rule(key, text, lambda v: _is_number(v) and above(v) and below(v), optional)
 
 
-def boolean(key: str) -> Rule:
-    return Rule(key, "true or false", lambda v: isinstance(v, bool))
+def boolean(key: str, optional: bool = False) -> Rule:
+    return Rule(key, "true or false", lambda v: isinstance(v, bool), optional)
 
 
 # The images are float32: whole-network 16/bf16/64-bit precisions ("-true", "64") would meet them with
@@ -66,8 +66,8 @@ MAX_TAG = 64  # W&B refuses longer tags
 REQUEUE_SIGNALS = {s.name for s in signal.Signals} - {"SIGTERM", "SIGINT", "SIGKILL", "SIGSTOP"}
 
 RULES: tuple[Rule, ...] = (
-    int_at_least("routing.iterations", 1),
-    boolean("routing.detach_inner"),
+    int_at_least("routing.iterations", 1, optional=True),  # the routings that iterate
+    boolean("routing.detach_inner", optional=True),
     number_in("decoder.alpha", 0.0),
     Rule(
         "decoder.hidden",
@@ -82,7 +82,7 @@ RULES: tuple[Rule, ...] = (
     int_at_least("batch_size", 1, optional=True),  # predict.yaml
     int_at_least("data.eval_batch_size", 1, optional=True),
     int_at_least("data.val_size", 0),
-    Rule("data.validate_on_test", "true or false", lambda v: isinstance(v, bool), optional=True),
+    boolean("data.validate_on_test", optional=True),
     int_at_least("data.train_subset", 1, optional=True),
     int_at_least("data.shift_pixels", 0),
     int_at_least("data.num_workers", 0),
@@ -116,8 +116,8 @@ RULES: tuple[Rule, ...] = (
         optional=True,
     ),
     int_at_least("malloc_mmap_threshold", 0, optional=True),
-    Rule("huge_pages", "true or false", lambda v: isinstance(v, bool), optional=True),
-    Rule("skip_triton_on_cpu", "true or false", lambda v: isinstance(v, bool), optional=True),
+    boolean("huge_pages", optional=True),
+    boolean("skip_triton_on_cpu", optional=True),
     Rule(
         "requeue_signals",
         "a list of signal names other than SIGTERM, SIGINT and SIGKILL, e.g. [SIGUSR1, SIGUSR2]",

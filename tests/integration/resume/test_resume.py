@@ -329,3 +329,24 @@ def test_the_papers_protocol_with_ema_resumes_exactly_and_tests_the_averaged_las
     assert evaluated.code == 0, evaluated.output[-3000:]
     tested = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert tested["test/total_loss"] == pytest.approx(metrics["test/total_loss"], rel=1e-6)
+
+
+def test_a_checkpoint_from_before_routing_was_a_group_still_evaluates_and_resumes(
+    tmp_path, data_overrides, tiny_overrides, uninterrupted
+):
+    """Checkpoints written before ``routing._target_`` and ``model.net.parametrisation`` existed hold
+    neither: they are Procedure 1's and the paper's parametrisation, and load, test and resume as such."""
+    old = _load(uninterrupted / "checkpoints" / "last.ckpt")
+    del old["hyper_parameters"]["routing"]["_target_"], old["hyper_parameters"]["net"]["parametrisation"]
+    torch.save(old, tmp_path / "old.ckpt")
+    evaluated = run_in_process(
+        "eval", [f"ckpt_path={tmp_path / 'old.ckpt'}", *data_overrides], tmp_path / "eval"
+    )
+    assert evaluated.code == 0, evaluated.output[-3000:]
+    more = [*_overrides(tiny_overrides, tmp_path / "logs"), f"ckpt_path={tmp_path / 'old.ckpt'}"]
+    resumed = run_in_process("train", [*more, f"trainer.max_epochs={EPOCHS + 1}"], tmp_path / "resumed")
+    assert resumed.code == 0, resumed.output[-3000:]
+    assert (
+        _load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")["global_step"]
+        == (EPOCHS + 1) * STEPS_PER_EPOCH
+    )

@@ -34,7 +34,7 @@ def summarize(sweep_dir: Path) -> SimpleNamespace:
 def grid_sweep(tmp_path_factory, tiny_overrides):
     sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
     result = run_multirun(
-        [*tiny_overrides, *TWO_STEPS, "routing.iterations=1,2", "decoder.alpha=0,0.0005"], sweep_dir
+        [*tiny_overrides, *TWO_STEPS, "routing=dynamic,leaky", "routing.iterations=1,2"], sweep_dir
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir / "output.txt").write_text(result.stdout)  # what the sweep printed, for the tests below
@@ -53,16 +53,18 @@ def test_grid_runs_every_combination_in_its_own_folder(grid_sweep):
     combos = set()
     for job in range(4):
         overrides = yaml.safe_load((grid_sweep / str(job) / ".hydra" / "overrides.yaml").read_text())
-        combos.add(tuple(o for o in overrides if o.startswith(("routing.iterations", "decoder.alpha"))))
+        combos.add(tuple(sorted(o for o in overrides if o.startswith("routing"))))
+        config = (grid_sweep / str(job) / ".hydra" / "config.yaml").read_text()
+        assert ("LeakyRouting" in config) == ("routing=leaky" in overrides)
         record = json.loads((grid_sweep / str(job) / "job.json").read_text())
         metrics = json.loads((grid_sweep / str(job) / "metrics.json").read_text())
         assert record["status"] == "completed"
         assert record["objective"] == metrics["val/acc_best"]  # what train() returned to the sweeper
     assert combos == {
-        ("routing.iterations=1", "decoder.alpha=0"),
-        ("routing.iterations=1", "decoder.alpha=0.0005"),
-        ("routing.iterations=2", "decoder.alpha=0"),
-        ("routing.iterations=2", "decoder.alpha=0.0005"),
+        ("routing.iterations=1", "routing=dynamic"),
+        ("routing.iterations=1", "routing=leaky"),
+        ("routing.iterations=2", "routing=dynamic"),
+        ("routing.iterations=2", "routing=leaky"),
     }
     assert not (grid_sweep / "4").exists()
 
@@ -81,7 +83,7 @@ def test_summary_has_a_row_per_job_and_a_plot(grid_sweep):
     assert result.returncode == 0, result.stderr
     rows = (grid_sweep / "summary.csv").read_text().splitlines()
     header = rows[0].split(",")
-    assert header[:4] == ["job", "status", "decoder.alpha", "routing.iterations"] and "val/acc_best" in header
+    assert header[:4] == ["job", "status", "routing", "routing.iterations"] and "val/acc_best" in header
     assert len(rows) == 1 + 4
     assert all(row.split(",")[1] == "completed" for row in rows[1:])
     assert "| job | status |" in (grid_sweep / "summary.md").read_text()

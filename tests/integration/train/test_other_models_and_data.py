@@ -1,6 +1,8 @@
 """Training beyond the MNIST CapsNet: the baseline CNN, Fashion-MNIST, the affine and MultiMNIST
 experiments."""
 
+import json
+import math
 import re
 import shutil
 
@@ -74,3 +76,14 @@ def test_multimnist_experiment_trains_and_shows_each_digit(tmp_path, tiny_overri
     (grid,) = (tmp_path / "csv" / "media").glob("test_reconstructions_step*.png")
     with Image.open(grid) as picture:  # overlays, then digit A, then digit B: 3 rows of 36 + 2
         assert picture.size == (8 * 38 + 2, 3 * 38 + 2)
+
+
+@pytest.mark.parametrize(("routing", "passes"), [("leaky", 3), ("self_attention", 1)])
+def test_each_routing_trains_tests_and_shows_its_couplings(tmp_path, tiny_overrides, routing, passes):
+    result = run_in_process("train", [*tiny_overrides, *TWO_STEPS_CSV, f"routing={routing}"], tmp_path)
+    assert result.code == 0, result.output[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    entropies = sorted(name for name in metrics if name.startswith("test/routing_entropy_iter"))
+    assert entropies == [f"test/routing_entropy_iter{r}" for r in range(1, passes + 1)]
+    assert all(0 <= metrics[name] <= math.log(10) + 1e-6 for name in entropies)
+    assert list((tmp_path / "csv" / "media").glob("test_final_couplings_step*.png"))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from capsnet.nn.capsnet import CapsNet
-from capsnet.nn.config import CapsNetConfig, RoutingConfig
+from capsnet.nn.config import CapsNetConfig
 from capsnet.nn.decoder import mask_capsules
 from capsnet.nn.losses import CapsuleLoss
 
@@ -53,7 +53,7 @@ def test_an_unknown_parametrisation_is_refused():
 
 
 def test_output_shapes():
-    output = CapsNet(CapsNetConfig(routing=RoutingConfig(iterations=2)))(torch.rand(3, 1, 28, 28))
+    output = CapsNet(CapsNetConfig(routing={"iterations": 2}))(torch.rand(3, 1, 28, 28))
     assert output.lengths.shape == (3, 10)
     assert output.poses.shape == (3, 10, 16)
     assert output.reconstructions.shape == (3, 1, 28, 28)

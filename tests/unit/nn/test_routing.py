@@ -7,14 +7,30 @@ import pytest
 import torch
 
 from capsnet.nn.capsules import DigitCapsules
-from capsnet.nn.routing import DynamicRouting, coupling_entropy
+from capsnet.nn.leaky_routing import LeakyRouting
+from capsnet.nn.routing import DynamicRouting, build_routing, coupling_entropy
+from capsnet.nn.self_attention_routing import SelfAttentionRouting
+
+
+def softmax_over_parents(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits, dim=0)
+
+
+def leaky_softmax_over_parents(logits: torch.Tensor) -> torch.Tensor:
+    """c_j = exp(b_j) / (1 + sum_k exp(b_k)): the orphan parent's logit is 0."""
+    return torch.exp(logits) / (1 + torch.exp(logits).sum())
 
 
 def reference_routing(
-    u: torch.Tensor, weight: torch.Tensor, iterations: int, bias: torch.Tensor | None = None
+    u: torch.Tensor,
+    weight: torch.Tensor,
+    iterations: int,
+    bias: torch.Tensor | None = None,
+    normalise=softmax_over_parents,
 ):
     """Procedure 1 written out loop by loop, one example and one capsule at a time, from u_hat = W u
-    (with the official code's bias added to each s_j when ``bias`` [J, D] is given)."""
+    (with the official code's bias added to each s_j when ``bias`` [J, D] is given; ``normalise``: a
+    child's logits over the parents -> its couplings)."""
     batch, children, _ = u.shape
     parents = weight.shape[2]
     outputs, last_couplings = [], []
@@ -22,7 +38,7 @@ def reference_routing(
         u_hat = [[weight[i, :, j, :].T @ u[b, i] for j in range(parents)] for i in range(children)]
         logits = torch.zeros(children, parents, dtype=u.dtype)
         for _ in range(iterations):
-            couplings = torch.stack([torch.softmax(logits[i], dim=0) for i in range(children)])
+            couplings = torch.stack([normalise(logits[i]) for i in range(children)])
             v = []
             for j in range(parents):
                 s_j = sum(couplings[i, j] * u_hat[i][j] for i in range(children))
@@ -64,6 +80,69 @@ def test_with_a_bias_matches_reference_loop(iterations):
     assert torch.allclose(result.outputs, expected_v, atol=1e-5)
     assert torch.allclose(result.couplings[-1], expected_c, atol=1e-5)
     assert not torch.allclose(result.outputs, DynamicRouting(iterations)(u, weight).outputs, atol=1e-3)
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 3])
+def test_leaky_routing_matches_reference_loop(iterations):
+    u, weight = random_layer(seed=20 + iterations)
+    result = LeakyRouting(iterations)(u, weight)
+    expected_v, expected_c = reference_routing(u, weight, iterations, normalise=leaky_softmax_over_parents)
+    assert torch.allclose(result.outputs, expected_v, atol=1e-5)
+    assert torch.allclose(result.couplings[-1], expected_c, atol=1e-5)
+    assert (result.couplings[-1].sum(dim=2) < 1).all()  # the orphan takes the rest
+    assert torch.allclose(result.couplings[0], torch.full_like(result.couplings[0], 1 / 5))  # 4 parents + 1
+
+
+def reference_self_attention(u: torch.Tensor, weight: torch.Tensor, log_prior: torch.Tensor):
+    """Self-attention routing (Efficient-CapsNet) loop by loop: A_ij = sum_k u_hat_{j|i} . u_hat_{j|k} /
+    sqrt(D), c_i = softmax_j(A_i) + p_i, s_j = sum_i c_ij u_hat_{j|i}, v_j = squash(s_j)."""
+    batch, children, _ = u.shape
+    parents, parent_dim = weight.shape[2:]
+    outputs, all_couplings = [], []
+    for b in range(batch):
+        u_hat = [[weight[i, :, j, :].T @ u[b, i] for j in range(parents)] for i in range(children)]
+        scores = torch.tensor(
+            [
+                [sum(torch.dot(u_hat[i][j], u_hat[k][j]) for k in range(children)) for j in range(parents)]
+                for i in range(children)
+            ]
+        ) / math.sqrt(parent_dim)
+        couplings = torch.stack([torch.softmax(scores[i], dim=0) for i in range(children)]) + log_prior
+        v = []
+        for j in range(parents):
+            s_j = sum(couplings[i, j] * u_hat[i][j] for i in range(children))
+            norm_sq = (s_j**2).sum()
+            v.append(norm_sq / (1 + norm_sq) * s_j / torch.sqrt(norm_sq))
+        outputs.append(torch.stack(v))
+        all_couplings.append(couplings)
+    return torch.stack(outputs), torch.stack(all_couplings)
+
+
+def test_self_attention_routing_matches_reference_loop():
+    u, weight = random_layer(seed=30)
+    routing = SelfAttentionRouting(children=12, parents=4)
+    with torch.no_grad():
+        routing.log_prior.copy_(torch.randn(12, 4, generator=torch.Generator().manual_seed(2)) * 0.1)
+    result = routing(u, weight)
+    expected_v, expected_c = reference_self_attention(u, weight, routing.log_prior.detach())
+    assert torch.allclose(result.outputs, expected_v, atol=1e-5)
+    (couplings,) = result.couplings
+    assert torch.allclose(couplings, expected_c, atol=1e-5)
+    assert routing.passes == 1 and routing.log_prior.shape == (12, 4)
+
+
+def test_build_routing_makes_the_named_routing_and_refuses_others_by_name():
+    assert type(build_routing({"iterations": 2}, children=12, parents=4)) is DynamicRouting  # old checkpoints
+    leaky = build_routing({"_target_": "capsnet.nn.leaky_routing.LeakyRouting", "iterations": 2}, 12, 4)
+    assert type(leaky) is LeakyRouting and leaky.passes == 2
+    with pytest.raises(ValueError, match=r"routing._target_='os.system': a routing is a class of capsnet.nn"):
+        build_routing({"_target_": "os.system"}, 12, 4)
+    with pytest.raises(ValueError, match=r"routing._target_='capsnet.nn.squash.squash' is not a Routing"):
+        build_routing({"_target_": "capsnet.nn.squash.squash"}, 12, 4)
+    with pytest.raises(ValueError, match=r"routing=SelfAttentionRouting: .*iterations"):
+        build_routing(
+            {"_target_": "capsnet.nn.self_attention_routing.SelfAttentionRouting", "iterations": 3}, 12, 4
+        )
 
 
 def test_couplings_sum_to_one_over_parents():
