@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.data.files import SPLITS, md5
 from capsnet.data.idx import write_idx
+from capsnet.models.classifier import ClassifierModule
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -275,3 +276,10 @@ def at_once(target, *argument_lists: tuple) -> list[int]:
     for worker in workers:
         worker.join(timeout=60)
     return [worker.exitcode for worker in workers]
+
+
+class OwnClassifier(ClassifierModule):
+    """A researcher's LightningModule: what the registration of module classes is tested with."""
+
+    def __init__(self):
+        super().__init__(num_classes=10, loss_terms=("total",))

@@ -1,5 +1,6 @@
 """A trained module from a checkpoint file, without running anything the file could carry."""
 
+import importlib
 import pickle
 import re
 from pathlib import Path
@@ -7,21 +8,21 @@ from pathlib import Path
 import torch
 
 from capsnet.errors import ConfigError
-from capsnet.models.baseline_cnn import BaselineCNNModule
-from capsnet.models.capsnet import CapsNetModule
 from capsnet.models.classifier import MODULE_CLASS_KEY, ClassifierModule
-from capsnet.models.multimnist import MultiMNISTCapsNetModule
 
-# The classes a checkpoint may name: this project's own, under today's module paths and those that
-# checkpoints written before the package had layers carry. Nothing else is ever imported.
-MODULE_CLASSES: dict[str, type[ClassifierModule]] = {
-    f"{cls.__module__}.{cls.__qualname__}": cls
-    for cls in (CapsNetModule, BaselineCNNModule, MultiMNISTCapsNetModule)
-}
-MODULE_CLASSES |= {
-    "capsnet.module.CapsNetModule": CapsNetModule,
-    "capsnet.baseline.BaselineCNNModule": BaselineCNNModule,
-    "capsnet.multimnist_module.MultiMNISTCapsNetModule": MultiMNISTCapsNetModule,
+# The LightningModule classes a checkpoint may name, by import path: this project's, and any class of
+# your own that subclasses ClassifierModule (add its "capsnet.models.<module>.<Class>" here: eval,
+# predict and resume then accept its checkpoints). Nothing a checkpoint names is imported unless it is
+# listed; names that checkpoints written before the package had layers carry map to today's.
+REGISTERED_MODULES = (
+    "capsnet.models.capsnet.CapsNetModule",
+    "capsnet.models.baseline_cnn.BaselineCNNModule",
+    "capsnet.models.multimnist.MultiMNISTCapsNetModule",
+)
+RENAMED_MODULES = {
+    "capsnet.module.CapsNetModule": "capsnet.models.capsnet.CapsNetModule",
+    "capsnet.baseline.BaselineCNNModule": "capsnet.models.baseline_cnn.BaselineCNNModule",
+    "capsnet.multimnist_module.MultiMNISTCapsNetModule": "capsnet.models.multimnist.MultiMNISTCapsNetModule",
 }
 
 
@@ -54,14 +55,19 @@ def read_checkpoint(ckpt_path: str | Path) -> dict:
 
 
 def module_class_of(checkpoint: dict, ckpt_path: str | Path) -> type[ClassifierModule]:
-    """The project's module class a checkpoint names; a name that is not one of them is refused."""
+    """The registered module class a checkpoint names; a name that is not registered is refused."""
     name = checkpoint.get(MODULE_CLASS_KEY)
-    if name not in MODULE_CLASSES:
+    path = RENAMED_MODULES.get(name, name)
+    if path not in REGISTERED_MODULES:
         raise ConfigError(
             f"ckpt_path={ckpt_path}: names module class {name!r}, not one of this project's "
-            f"({', '.join(sorted(MODULE_CLASSES))})"
+            f"({', '.join(REGISTERED_MODULES)}; a class of your own is registered in {__name__})"
         )
-    return MODULE_CLASSES[name]
+    module_name, _, class_name = path.rpartition(".")
+    module_class = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(module_class, type) and issubclass(module_class, ClassifierModule)):
+        raise ConfigError(f"{__name__}.REGISTERED_MODULES: {path} is not a ClassifierModule")
+    return module_class
 
 
 def load_classifier(ckpt_path: str | Path) -> ClassifierModule:

@@ -50,3 +50,14 @@ def test_a_checkpoint_naming_a_foreign_class_is_refused(tmp_path):
     torch.save({"state_dict": {}, "module_class": "os.system"}, tmp_path / "x.ckpt")
     with pytest.raises(ConfigError, match=r"names module class 'os\.system', not one of this project's"):
         load_classifier(tmp_path / "x.ckpt")
+
+
+def test_a_module_class_of_ones_own_loads_once_registered(tmp_path, monkeypatch):
+    from capsnet.models import loading
+
+    own = "tests.helpers.OwnClassifier"
+    torch.save({"state_dict": {}, "module_class": own, "hyper_parameters": {}}, tmp_path / "own.ckpt")
+    with pytest.raises(ConfigError, match=r"a class of your own is registered in capsnet\.models\.loading"):
+        load_classifier(tmp_path / "own.ckpt")
+    monkeypatch.setattr(loading, "REGISTERED_MODULES", (*loading.REGISTERED_MODULES, own))
+    assert type(load_classifier(tmp_path / "own.ckpt")).__name__ == "OwnClassifier"
