@@ -21,6 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 STAGES = ("train", "val", "test")
 MODULE_CLASS_KEY = "module_class"  # checkpoints name the LightningModule class that wrote them
+BEST_KEY = "val_acc_best"  # and hold the best validation accuracy so far (torchmetrics keeps no state)
 
 
 class ClassifierModule(L.LightningModule):
@@ -35,6 +36,7 @@ class ClassifierModule(L.LightningModule):
             {f"{s}_{term}": MeanMetric() for s in ("val", "test") for term in loss_terms}
         )
         self.val_acc_best = MaxMetric()
+        self._restored_val_acc_best: float | None = None  # from the checkpoint a run resumes
         self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.test_confusion_matrix: torch.Tensor | None = None  # [true, predicted] counts of the last test
         self.test_predictions: torch.Tensor | None = None  # [N, 2]: (label, predicted) of the last test
@@ -52,6 +54,10 @@ class ClassifierModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[MODULE_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint[BEST_KEY] = float(self.val_acc_best.max_value)  # -inf before the first validation
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._restored_val_acc_best = checkpoint.get(BEST_KEY)
 
     def _step(self, batch, stage: str) -> tuple[NamedTuple, Any]:
         """(loss terms, ``total`` first; the network's output) for one batch."""
@@ -68,9 +74,12 @@ class ClassifierModule(L.LightningModule):
         """Log what ``_update_eval_extras`` gathered."""
 
     def on_train_start(self) -> None:
-        # The sanity-check validation must not count towards the best validation accuracy.
+        # The sanity-check validation must not count towards the best validation accuracy; the
+        # validations before a resume do (val/acc_best is what sweepers optimize).
         self.accuracy["val_acc"].reset()
         self.val_acc_best.reset()
+        if self._restored_val_acc_best is not None and self._restored_val_acc_best > float("-inf"):
+            self.val_acc_best.update(torch.tensor(self._restored_val_acc_best, device=self.device))
 
     def _scored_step(self, batch, stage: str):
         terms, output = self._step(batch, stage)

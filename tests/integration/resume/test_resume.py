@@ -85,6 +85,11 @@ def assert_same_training_state(expected: dict, actual: dict) -> None:
     assert actual["lr_schedulers"] == expected["lr_schedulers"]
 
 
+def _objective(run_dir: Path) -> float:
+    """The best validation accuracy of the whole run, as its metrics.json reports it to sweepers."""
+    return json.loads((run_dir / "metrics.json").read_text())["val/acc_best"]
+
+
 def _best_checkpoint(checkpoint: dict) -> tuple[str, float]:
     """The file name and score of the best checkpoint by ``val/acc`` that ``checkpoint`` knows of."""
     (state,) = (s for key, s in checkpoint["callbacks"].items() if "'monitor': 'val/acc'" in key)
@@ -129,6 +134,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
     assert (actual["global_step"], actual["epoch"]) == (expected["global_step"], expected["epoch"]) == (30, 2)
     assert_same_training_state(expected, actual)
     assert _best_checkpoint(actual) == _best_checkpoint(expected)  # ranked over the whole run, both folders
+    assert _objective(tmp_path / "resumed") == _objective(uninterrupted)  # what a sweeper reads
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path, tiny_overrides, uninterrupted):
@@ -257,6 +263,7 @@ def test_slurm_warning_signal_saves_requeues_and_the_same_command_ends_identical
     assert_same_training_state(
         _load(uninterrupted / "checkpoints" / "last.ckpt"), _load(job / "checkpoints" / "last.ckpt")
     )
+    assert _objective(job) == _objective(uninterrupted)
 
 
 @pytest.mark.slow  # a submitit job that requeues itself: processes submitit starts
