@@ -25,7 +25,11 @@ class DiskFullError(RuntimeError):
     """A checkpoint does not fit on its disk; the message says where, how much it needs and what is free."""
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteError(RuntimeError):
+    """NaN or infinite weights or outputs (in a checkpoint, about to be saved, or in evaluation)."""
+
+
+class NonFiniteLossError(NonFiniteError):
     """Training produced a NaN or infinite loss; the message says where and what to try."""
 
 
@@ -45,6 +49,7 @@ FAILURES: dict[type[Exception], tuple[str, int]] = {
     InputError: ("Invalid input", EXIT_BAD_CONFIG),
     DataError: ("Data error", EXIT_NO_DATA),
     NonFiniteLossError: ("Training failed", EXIT_NON_FINITE_LOSS),
+    NonFiniteError: ("Non-finite values", EXIT_NON_FINITE_LOSS),
     DiskFullError: ("Disk full", EXIT_DISK_FULL),
     Interrupted: ("Interrupted", EXIT_INTERRUPTED),
 }

@@ -19,6 +19,8 @@ import torch
 from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from capsnet.errors import NonFiniteError
+
 STAGES = ("train", "val", "test")
 MODULE_CLASS_KEY = "module_class"  # checkpoints name the LightningModule class that wrote them
 BEST_KEY = "val_acc_best"  # and hold the best validation accuracy so far (torchmetrics keeps no state)
@@ -33,7 +35,11 @@ class ClassifierModule(L.LightningModule):
         self.loss_terms = loss_terms
         self.accuracy = torch.nn.ModuleDict({f"{s}_acc": self._accuracy_metric(num_classes) for s in STAGES})
         self.loss_means = torch.nn.ModuleDict(
-            {f"{s}_{term}": MeanMetric() for s in ("val", "test") for term in loss_terms}
+            {
+                f"{s}_{term}": MeanMetric(nan_strategy="disable")
+                for s in ("val", "test")
+                for term in loss_terms
+            }
         )
         self.val_acc_best = MaxMetric()
         self._restored_val_acc_best: float | None = None  # from the checkpoint a run resumes
@@ -120,6 +126,12 @@ class ClassifierModule(L.LightningModule):
         return output
 
     def _log_eval_epoch(self, stage: str) -> torch.Tensor:
+        total = self.loss_means[f"{stage}_total"].compute()  # over every DDP rank
+        if not torch.isfinite(total):
+            raise NonFiniteError(
+                f"the {stage} loss is {float(total)}: the model's outputs on the {stage} set are not finite "
+                "(weights that diverged, or inputs far outside [0, 1])"
+            )
         accuracy = self.accuracy[f"{stage}_acc"].compute()
         self.accuracy[f"{stage}_acc"].reset()
         # Values computed by torchmetrics are already over every DDP rank; sync_dist averages

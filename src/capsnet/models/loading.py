@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from capsnet.errors import ConfigError
+from capsnet.errors import ConfigError, NonFiniteError
 from capsnet.models.classifier import MODULE_CLASS_KEY, ClassifierModule
 
 # The LightningModule classes a checkpoint may name, by import path: this project's, and any class of
@@ -70,11 +70,26 @@ def module_class_of(checkpoint: dict, ckpt_path: str | Path) -> type[ClassifierM
     return module_class
 
 
+def non_finite_tensors(tensors: dict) -> list[str]:
+    """The names of the floating-point tensors in ``tensors`` that hold a NaN or an infinity."""
+    return [
+        name
+        for name, value in tensors.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+
+
 def load_classifier(ckpt_path: str | Path) -> ClassifierModule:
     """The module a checkpoint holds, of the class it names, on the CPU: built from its saved
     hyperparameters and given its weights, from the one read of the file (what ``load_from_checkpoint``
     does, without reading it a second time)."""
     checkpoint = read_checkpoint(ckpt_path)
+    if bad := non_finite_tensors(checkpoint["state_dict"]):
+        raise NonFiniteError(
+            f"ckpt_path={ckpt_path}: {len(bad)} of its weight tensors hold NaN or infinite values "
+            f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): the model diverged; "
+            "use an earlier checkpoint"
+        )
     module = module_class_of(checkpoint, ckpt_path)(**checkpoint.get("hyper_parameters", {}))
     module.load_state_dict(checkpoint["state_dict"])
     return module

@@ -11,7 +11,9 @@ What this class does instead: the temporary file is created beside the destinati
 rename is atomic on POSIX), the bytes are streamed into it (no second in-memory copy of the
 checkpoint), flushed and ``fsync``-ed, and only then renamed over the destination; the file gets the
 permissions the folder's umask gives, not ``mkstemp``'s private 0600. A full disk (or quota) ends the
-run with ``DiskFullError``: one line with the folder, the bytes needed and the bytes free.
+run with ``DiskFullError``: one line with the folder, the bytes needed and the bytes free. Weights that
+hold a NaN or an infinity are never written: the run ends with ``NonFiniteError`` instead, and the
+checkpoints already on disk are all from before.
 """
 
 import errno
@@ -24,7 +26,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from capsnet.errors import DiskFullError
+from capsnet.errors import DiskFullError, NonFiniteError
+from capsnet.models.loading import non_finite_tensors
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -32,6 +35,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         path = Path(path)
+        # the weights and, with weight averaging, the raw weights it keeps beside the averaged ones
+        weights = {**checkpoint.get("state_dict", {}), **checkpoint.get("current_model_state", {})}
+        if bad := non_finite_tensors(weights):
+            raise NonFiniteError(
+                f"the weights hold NaN or infinite values at step {checkpoint.get('global_step')} ({bad[0]}"
+                f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): {path.name} was not written, the "
+                "checkpoints on disk are from before. Try a lower model.optimizer.lr or "
+                "trainer.gradient_clip_val=1.0"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         umask = os.umask(0)

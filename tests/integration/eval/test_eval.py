@@ -6,6 +6,7 @@ import json
 import shutil
 
 import torch
+from PIL import Image
 
 from tests.helpers import run_in_process
 
@@ -43,3 +44,22 @@ def test_checkpoint_of_the_flat_package_still_loads(trained_capsnet, data_overri
         assert run_in_process("eval", overrides, tmp_path / name).code == 0
     old_metrics = json.loads((tmp_path / "old" / "metrics.json").read_text())
     assert old_metrics == json.loads((tmp_path / "new" / "metrics.json").read_text())
+
+
+def test_a_checkpoint_of_diverged_weights_is_refused_by_eval_and_predict(
+    trained_capsnet, data_overrides, tmp_path
+):
+    diverged = torch.load(trained_capsnet.best, map_location="cpu", weights_only=True)
+    diverged["state_dict"]["net.digits.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(diverged, tmp_path / "nan.ckpt")
+    message = f"ckpt_path={tmp_path / 'nan.ckpt'}: 1 of its weight tensors hold NaN or infinite values"
+    result = run_in_process(
+        "eval", [f"ckpt_path={tmp_path / 'nan.ckpt'}", *data_overrides], tmp_path / "eval"
+    )
+    assert result.code == 4 and message in result.output
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    result = run_in_process(
+        "predict", [f"ckpt_path={tmp_path / 'nan.ckpt'}", f"input={image}"], tmp_path / "p"
+    )
+    assert result.code == 4 and message in result.output

@@ -27,3 +27,14 @@ def test_the_best_validation_accuracy_survives_a_checkpoint():
     fresh.on_train_start()
     fresh.val_acc_best.update(torch.tensor(0.5))
     assert fresh.val_acc_best.compute().item() == 0.5
+
+
+def test_a_non_finite_evaluation_loss_is_an_error_not_a_score():
+    import pytest
+
+    from capsnet.errors import NonFiniteError
+
+    module = build_model(compose_config("train", SMALL_CAPSNET))
+    module.loss_means["test_total"].update(torch.tensor([0.5, float("nan")]))
+    with pytest.raises(NonFiniteError, match="the test loss is nan: the model's outputs on the test set"):
+        module._log_eval_epoch("test")

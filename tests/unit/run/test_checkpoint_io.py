@@ -59,3 +59,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("key", ["state_dict", "current_model_state"])  # the weights, or EMA's raw ones
+def test_non_finite_weights_are_never_written(tmp_path, key):
+    from capsnet.errors import NonFiniteError
+
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 6}, path)
+    weights = {"state_dict": {"w": torch.ones(3)}, key: {"w": torch.tensor([1.0, float("inf"), 2.0])}}
+    with pytest.raises(
+        NonFiniteError, match=r"NaN or infinite values at step 7 \(w\): last\.ckpt was not written"
+    ):
+        AtomicCheckpointIO().save_checkpoint({**weights, "global_step": 7}, path)
+    assert torch.load(path, weights_only=True)["global_step"] == 6  # the one before, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
