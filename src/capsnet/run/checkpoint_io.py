@@ -57,7 +57,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(temporary, path)
         except BaseException as error:
             Path(temporary).unlink(missing_ok=True)
-            if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            if _disk_full(error):
                 needed, free = _bytes(checkpoint), shutil.disk_usage(path.parent).free
                 raise DiskFullError(
                     f"no space left in {path.parent} for {path.name}: it needs about {needed:,} bytes, "
@@ -65,6 +65,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                     "ckpt_path=last: the previous checkpoint is whole"
                 ) from None
             raise
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """Whether ``error`` is, or was raised while handling, a full disk or quota: torch's writer turns
+    the ``OSError`` of a failed write into a ``RuntimeError`` of its own."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _bytes(tree: Any) -> int:

@@ -1,6 +1,7 @@
 """Checkpoints written atomically, with the folder's usual permissions."""
 
 import errno
+import io
 import os
 
 import pytest
@@ -42,6 +43,37 @@ def test_a_full_disk_is_one_line_with_the_folder_and_the_bytes(tmp_path, monkeyp
         io.save_checkpoint({"weights": torch.ones(1000)}, tmp_path / "last.ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # the old one, no temporary
     assert FAILURES[DiskFullError] == ("Disk full", 5)
+
+
+def test_a_full_disk_met_by_torchs_own_writer_is_the_same_one_line(tmp_path, monkeypatch):
+    """torch.save's zip writer turns the OSError of a failed write into a RuntimeError: injected at the
+    file's write, below torch, the run still ends with DiskFullError (exit 5), no temporary left."""
+    real_fdopen = os.fdopen
+
+    class FillsUp(io.RawIOBase):  # the checkpoint's file, on a disk with 10 kB left
+        def __init__(self, file):
+            self.file, self.written = file, 0
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 10_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.file.write(data)
+
+        def fileno(self):
+            return self.file.fileno()
+
+        def close(self):
+            self.file.close()
+            super().close()
+
+    monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: FillsUp(real_fdopen(*args, **kwargs)))
+    with pytest.raises(DiskFullError, match=rf"no space left in {tmp_path} for last.ckpt"):
+        AtomicCheckpointIO().save_checkpoint({"weights": torch.ones(100_000)}, tmp_path / "last.ckpt")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_temporary_checkpoint_left_by_a_kill_is_removed_at_the_next_start(tmp_path, caplog):
