@@ -76,7 +76,7 @@ def summarize(multirun_dir: Path, metric: str | None = None) -> dict:
     lines = [f"# Sweep {multirun_dir.name}: {metric}", "", "| " + " | ".join(columns[:-1]) + " |"]
     lines.append("|" + "---|" * (len(columns) - 1))
     lines += ["| " + " | ".join(_cell(v) for v in row[:-1]) + " |" for row in rows]
-    failed = [job for job in jobs if job["status"] == "failed"]
+    failed = [job for job in jobs if job["status"] in ("failed", "unreadable")]
     unfinished = [job for job in jobs if job["status"] == "no results"]
     if failed:
         lines += ["", "Failed jobs:"] + [

@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from capsnet.run.hydra_runtime import hydra_config
+from capsnet.run.result_files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class RecordJob(Callback):
 def write_job_record(output_dir: Path, record: dict[str, Any]) -> None:
     """``<output_dir>/job.json``: how the job ended."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "job.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_text_atomically(output_dir / "job.json", json.dumps(record, indent=2) + "\n")
 
 
 def already_completed(cfg: DictConfig) -> dict[str, float] | None:

@@ -44,23 +44,41 @@ def read_multirun_config(multirun_dir: Path) -> dict:
 
 def read_jobs(multirun_dir: Path) -> list[dict]:
     """One dict a job folder, in job order: ``job`` (its number), ``params`` (its overrides),
-    ``status`` (completed, failed, interrupted, requeued, or "no results"), ``error``, ``metrics``."""
+    ``status`` (completed, failed, interrupted, requeued, "no results", or "unreadable" when its
+    ``job.json`` or ``metrics.json`` cannot be read: ``error`` names the file), ``error``, ``metrics``."""
     jobs = []
     for overrides_file in sorted(multirun_dir.glob("*/.hydra/overrides.yaml"), key=lambda p: _job_number(p)):
         job_dir = overrides_file.parent.parent
         overrides = yaml.safe_load(overrides_file.read_text()) or []
-        record_file, metrics_file = job_dir / "job.json", job_dir / "metrics.json"
-        record = json.loads(record_file.read_text()) if record_file.exists() else {}
+        record, metrics = _read_json(job_dir / "job.json"), _read_json(job_dir / "metrics.json")
+        unreadable = [
+            str(job_dir / name)
+            for name, value in (("job.json", record), ("metrics.json", metrics))
+            if value is None
+        ]
         jobs.append(
             {
                 "job": job_dir.name,
                 "params": dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith("hydra.")),
-                "status": record.get("status", "no results"),
-                "error": record.get("error", ""),
-                "metrics": json.loads(metrics_file.read_text()) if metrics_file.exists() else {},
+                "status": "unreadable" if unreadable else (record or {}).get("status", "no results"),
+                "error": f"unreadable results: {', '.join(unreadable)}"
+                if unreadable
+                else (record or {}).get("error", ""),
+                "metrics": metrics or {},
             }
         )
     return jobs
+
+
+def _read_json(path: Path) -> dict | None:
+    """The object a JSON file holds: {} when there is no file, None when it cannot be read (truncated)."""
+    if not path.exists():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _job_number(path: Path):

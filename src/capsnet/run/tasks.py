@@ -26,6 +26,7 @@ from capsnet.run.config_tree import print_config_tree
 from capsnet.run.hydra_runtime import in_multirun
 from capsnet.run.job_record import already_completed
 from capsnet.run.loggers import finish_loggers
+from capsnet.run.result_files import write_text_atomically
 from capsnet.run.workarounds import (
     csv_header_written_by_a_spawned_process,
     ddp_relaunching_the_whole_sweep,
@@ -201,7 +202,9 @@ def current_metrics(trainer: L.Trainer) -> dict[str, float]:
 
 def save_metrics(trainer: L.Trainer, metrics: dict[str, float], output_dir: str) -> None:
     if trainer.is_global_zero:
-        Path(output_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        write_text_atomically(
+            Path(output_dir, "metrics.json"), json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+        )
 
 
 def save_test_predictions(trainer: L.Trainer, model: L.LightningModule, output_dir: str) -> None:
@@ -213,7 +216,7 @@ def save_test_predictions(trainer: L.Trainer, model: L.LightningModule, output_d
     lines = ["index,label,predicted"] + [
         f"{i},{label},{predicted}" for i, (label, predicted) in enumerate(rows.tolist())
     ]
-    Path(output_dir, "test_predictions.csv").write_text("\n".join(lines) + "\n")
+    write_text_atomically(Path(output_dir, "test_predictions.csv"), "\n".join(lines) + "\n")
 
 
 def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:

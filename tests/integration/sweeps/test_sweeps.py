@@ -92,6 +92,22 @@ def test_summary_has_a_row_per_job_and_a_plot(grid_sweep):
         assert picture.size == (640, 2 * 400)  # one panel per swept parameter
 
 
+def test_a_damaged_result_file_is_named_and_the_table_still_written(grid_sweep, tmp_path):
+    """A metrics.json or job.json cut short (a kill, a full disk) names its file; the others are tabled."""
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(grid_sweep, sweep)
+    (sweep / "summary.csv").unlink()
+    (sweep / "1" / "metrics.json").write_text('{"val/acc_best": 0.')
+    (sweep / "2" / "job.json").write_text("{")
+    assert summarize(sweep).returncode == 1
+    rows = {row.split(",")[0]: row for row in (sweep / "summary.csv").read_text().splitlines()[1:]}
+    assert len(rows) == 4 and "completed" in rows["0"] and "completed" in rows["3"]
+    assert f"unreadable results: {sweep / '1' / 'metrics.json'}" in rows["1"]
+    assert f"unreadable results: {sweep / '2' / 'job.json'}" in (sweep / "summary.md").read_text()
+
+
 def test_a_failed_job_does_not_stop_the_sweep_and_is_named(tmp_path, tiny_overrides):
     sweep_dir = tmp_path / "sweep"
     overrides = [*tiny_overrides, *TWO_STEPS, "logger=csv", "routing.iterations=0,1"]
