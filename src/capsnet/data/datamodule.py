@@ -115,24 +115,40 @@ class MNISTDataModule(L.LightningDataModule):
         if completed >= self.trainer.num_training_batches:  # the epoch is over: the next starts afresh
             completed = 0
         ranks = self.trainer.world_size
-        return {"examples_done_in_epoch": completed * self.batch_size * ranks, "processes": ranks}
+        geometry = {"processes": ranks, "batch_size": self.batch_size, "train_images": len(self.train_set)}
+        return {"examples_done_in_epoch": completed * self.batch_size * ranks, **geometry}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_skip = state.get("examples_done_in_epoch", 0)
-        if self._resume_skip:  # the sampler continues the epoch's order, which Lightning cannot see
-            warnings.filterwarnings(
-                "ignore",
-                message="You're resuming from a checkpoint that ended before the epoch ended",
-                category=PossibleUserWarning,
+        if not self._resume_skip:  # stopped at an epoch's end: any geometry starts the next epoch afresh
+            return
+        # Stopped mid-epoch: the rest of the epoch is the rest of the same order, in the same batches.
+        now = {
+            "processes": getattr(self.trainer, "world_size", 1),
+            "batch_size": self.batch_size,
+            "train_images": len(self.train_set) if self.train_set is not None else None,
+        }
+        settings = {
+            "processes": "trainer.devices x trainer.num_nodes",
+            "batch_size": "data.batch_size",
+            "train_images": "data.train_subset / data.val_size",
+        }
+        changed = [key for key in now if key in state and now[key] is not None and state[key] != now[key]]
+        if changed:
+            raise ConfigError(
+                "the checkpoint stopped in the middle of an epoch, which continues only as it began: "
+                + "; ".join(
+                    f"{settings[key]} gives {now[key]} {key.replace('_', ' ')}, it had {state[key]}"
+                    for key in changed
+                )
+                + ". Resume with the settings it was trained with, or from a checkpoint of an epoch's end"
             )
-        before, now = state.get("processes", 1), getattr(self.trainer, "world_size", 1)
-        if before != now:
-            log.warning(
-                "Resuming on %d processes a run stopped on %d: the rest of the epoch is shared anew "
-                "(every remaining example once, in other batches than an uninterrupted run)",
-                now,
-                before,
-            )
+        # the sampler continues the epoch's order, which Lightning cannot see
+        warnings.filterwarnings(
+            "ignore",
+            message="You're resuming from a checkpoint that ended before the epoch ended",
+            category=PossibleUserWarning,
+        )
 
     def prepare_data(self) -> None:
         """Runs once per node (Lightning calls it on local rank 0 only)."""

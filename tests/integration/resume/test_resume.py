@@ -155,6 +155,19 @@ def test_ctrl_c_finishes_the_step_and_saves_a_checkpoint(tmp_path, tiny_override
     assert _load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == INTERRUPTED_AT
 
 
+def test_a_mid_epoch_checkpoint_does_not_resume_with_another_batch_size(tmp_path, tiny_overrides):
+    run_dir = tmp_path / "logs" / "train" / "runs" / "first"
+    process = _start(
+        [*_overrides(tiny_overrides, tmp_path / "logs"), *_signal_at(3, signal.SIGTERM)], run_dir
+    )
+    output = _output(process)
+    assert process.returncode == 143, output[-3000:]
+    overrides = [*_overrides(tiny_overrides, tmp_path / "logs"), "ckpt_path=last", "data.batch_size=4"]
+    resumed = run_in_process("train", overrides, tmp_path / "resumed")
+    assert resumed.code == 2, resumed.output[-3000:]
+    assert "data.batch_size gives 4 batch size, it had 8" in resumed.output
+
+
 def test_last_without_any_checkpoint_is_a_clear_error(tmp_path, tiny_overrides):
     result = run_in_process(
         "train", [*_overrides(tiny_overrides, tmp_path / "logs"), "ckpt_path=last"], tmp_path

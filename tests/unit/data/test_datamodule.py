@@ -1,5 +1,6 @@
 """The MNIST data module: seeded split, shift augmentation on training batches only, the protocols."""
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -93,3 +94,26 @@ def test_shift_only_on_training_batches(tmp_path):
     images, _ = module.on_after_batch_transfer(batch, 0)
     assert not torch.equal(images, plain)
     assert images.max() <= 1.0 and images.min() >= 0.0
+
+
+@pytest.mark.parametrize(
+    ("saved", "message"),
+    [
+        ({"processes": 2}, "trainer.devices x trainer.num_nodes gives 1 processes, it had 2"),
+        ({"batch_size": 16}, "data.batch_size gives 8 batch size, it had 16"),
+        ({"train_images": 40}, "data.train_subset / data.val_size gives 30 train images, it had 40"),
+    ],
+)
+def test_a_mid_epoch_resume_with_another_data_geometry_is_refused_by_name(tmp_path, saved, message):
+    checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
+    files = spec_for(tmp_path, checksums).files
+    module = MNISTDataModule(str(tmp_path), files=files, val_size=10, train_subset=30, batch_size=8)
+    module.setup("fit")
+    module.trainer = SimpleNamespace(world_size=1)
+    same = {"processes": 1, "batch_size": 8, "train_images": 30}
+    module.load_state_dict({"examples_done_in_epoch": 16, **same})  # the same geometry continues
+    assert module._resume_skip == 16
+    with pytest.raises(ValueError, match=f"stopped in the middle of an epoch.*{re.escape(message)}"):
+        module.load_state_dict({"examples_done_in_epoch": 16, **same, **saved})
+    module.load_state_dict({"examples_done_in_epoch": 0, **same, **saved})  # an epoch's end: any geometry
+    assert module._resume_skip == 0
