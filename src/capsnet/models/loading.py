@@ -90,6 +90,23 @@ def load_classifier(ckpt_path: str | Path) -> ClassifierModule:
             f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): the model diverged; "
             "use an earlier checkpoint"
         )
-    module = module_class_of(checkpoint, ckpt_path)(**checkpoint.get("hyper_parameters", {}))
-    module.load_state_dict(checkpoint["state_dict"])
+    module_class = module_class_of(checkpoint, ckpt_path)
+    hyperparameters = checkpoint.get("hyper_parameters", {})
+    try:  # the same ranges as the command line's, before anything is allocated
+        module = module_class(**hyperparameters) if isinstance(hyperparameters, dict) else None
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: its hyperparameters do not make a {module_class.__name__}: {error} "
+            "(a checkpoint of another version of this project, or damaged)"
+        ) from None
+    if module is None:
+        raise ConfigError(f"ckpt_path={ckpt_path}: its hyper_parameters are not a mapping")
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError) as error:
+        first = " ".join(str(error).split())[:300]
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: its weights do not fit the network its hyperparameters describe "
+            f"({first})"
+        ) from None
     return module

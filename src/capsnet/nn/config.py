@@ -6,9 +6,28 @@ of ``DynamicRouting``), since each routing has settings of its own (``capsnet.nn
 Plain dataclasses, no torch.
 """
 
+import itertools
 from dataclasses import dataclass, field
 
 PARAMETRISATIONS = ("paper", "official")
+# model.net's sizes: (lowest, highest). Far beyond the paper's; they bound what a file can ask for.
+SIZES = {
+    "num_classes": (2, 1000),
+    "conv_channels": (1, 4096),
+    "conv_kernel": (1, 64),
+    "primary_types": (1, 1024),
+    "primary_dim": (1, 256),
+    "primary_kernel": (1, 64),
+    "primary_stride": (1, 64),
+    "digit_dim": (1, 256),
+}
+MAX_WIDTH = 65536  # of a decoder layer
+MAX_ITERATIONS = 100  # of a routing; the paper's is 3, and a file must not ask for 10^9
+MAX_PARAMETERS = 500_000_000  # 2 GB of float32 weights; the paper's network has 8.2M
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -57,10 +76,36 @@ class CapsNetConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
     def __post_init__(self):
+        """The ranges of the sizes, checked before anything is allocated: the same for the command line
+        and for a checkpoint's hyperparameters (a stranger's file must not exhaust memory or time)."""
         if self.parametrisation not in PARAMETRISATIONS:
             raise ValueError(
                 f"model.net.parametrisation={self.parametrisation!r}; allowed: {', '.join(PARAMETRISATIONS)}"
             )
+        image = self.image_shape
+        if not (len(image) == 3 and all(_is_int(n) for n in image) and 1 <= image[0] <= 4):
+            raise ValueError(f"model.net.image_shape={list(image)}: [channels (1 to 4), height, width]")
+        for name, (low, high) in SIZES.items():
+            value = getattr(self, name)
+            if not (_is_int(value) and low <= value <= high):
+                raise ValueError(f"model.net.{name}={value!r}: an integer from {low} to {high}")
+        if not all(_is_int(n) and 1 <= n <= MAX_WIDTH for n in self.decoder.hidden):
+            raise ValueError(f"decoder.hidden={list(self.decoder.hidden)}: integers from 1 to {MAX_WIDTH}")
+        if (parameters := self.parameter_count()) > MAX_PARAMETERS:
+            raise ValueError(f"model.net: {parameters:,} parameters; at most {MAX_PARAMETERS:,}")
+
+    def parameter_count(self) -> int:
+        """The weights' count (without the routing's own), from the sizes alone."""
+        channels, height, width = self.image_shape
+        grid = max(0, (height - self.conv_kernel + 1 - self.primary_kernel) // self.primary_stride + 1)
+        grid *= max(0, (width - self.conv_kernel + 1 - self.primary_kernel) // self.primary_stride + 1)
+        primary = self.primary_types * self.primary_dim
+        conv = self.conv_channels * (channels * self.conv_kernel**2 + 1)
+        conv += primary * (self.conv_channels * self.primary_kernel**2 + 1)
+        digits = self.primary_types * grid * self.primary_dim * self.num_classes * self.digit_dim
+        widths = [self.num_classes * self.digit_dim, *self.decoder.hidden, channels * height * width]
+        decoder = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+        return conv + digits + decoder
 
     @classmethod
     def from_groups(cls, net: dict, routing: dict, decoder: dict) -> "CapsNetConfig":

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from capsnet.nn.config import MAX_ITERATIONS
 from capsnet.nn.squash import squash
 
 DYNAMIC = "capsnet.nn.routing.DynamicRouting"
@@ -94,8 +95,8 @@ class DynamicRouting(Routing):
 
     def __init__(self, iterations: int = 3, detach_inner: bool = False, *, children=None, parents=None):
         super().__init__()
-        if iterations < 1:
-            raise ValueError(f"routing iterations must be >= 1, got {iterations}")
+        if not (isinstance(iterations, int) and 1 <= iterations <= MAX_ITERATIONS):
+            raise ValueError(f"routing.iterations={iterations!r}: an integer from 1 to {MAX_ITERATIONS}")
         self.iterations = self.passes = iterations
         self.detach_inner = detach_inner
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from capsnet.errors import ConfigError
-from capsnet.nn.config import PARAMETRISATIONS
+from capsnet.nn.config import MAX_ITERATIONS, PARAMETRISATIONS
 
 
 def _is_int(value) -> bool:
@@ -66,7 +66,12 @@ MAX_TAG = 64  # W&B refuses longer tags
 REQUEUE_SIGNALS = {s.name for s in signal.Signals} - {"SIGTERM", "SIGINT", "SIGKILL", "SIGSTOP"}
 
 RULES: tuple[Rule, ...] = (
-    int_at_least("routing.iterations", 1, optional=True),  # the routings that iterate
+    Rule(  # the routings that iterate
+        "routing.iterations",
+        f"an integer from 1 to {MAX_ITERATIONS}",
+        lambda v: _is_int(v) and 1 <= v <= MAX_ITERATIONS,
+        optional=True,
+    ),
     boolean("routing.detach_inner", optional=True),
     number_in("decoder.alpha", 0.0),
     Rule(

@@ -1,5 +1,7 @@
 """A checkpoint is a pickle: loading one must never run the code a crafted file carries."""
 
+import re
+
 import pytest
 import torch
 
@@ -61,3 +63,55 @@ def test_a_module_class_of_ones_own_loads_once_registered(tmp_path, monkeypatch)
         load_classifier(tmp_path / "own.ckpt")
     monkeypatch.setattr(loading, "REGISTERED_MODULES", (*loading.REGISTERED_MODULES, own))
     assert type(load_classifier(tmp_path / "own.ckpt")).__name__ == "OwnClassifier"
+
+
+def _small_checkpoint() -> dict:
+    from capsnet.run.tasks import build_model
+    from tests.conftest import SMALL_CAPSNET
+    from tests.helpers import compose_config
+
+    module = build_model(compose_config("train", SMALL_CAPSNET))
+    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(checkpoint)
+    return checkpoint
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda c: c["hyper_parameters"]["net"].update(conv_channels=10**7),
+            "conv_channels=10000000: an integer from 1 to 4096",
+        ),
+        (
+            lambda c: c["hyper_parameters"]["net"].update(primary_types=-4),
+            "primary_types=-4: an integer from 1 to 1024",
+        ),
+        (
+            lambda c: c["hyper_parameters"]["routing"].update(iterations=10**9),
+            "routing.iterations=1000000000: an integer from 1 to 100",
+        ),
+        (
+            lambda c: c["hyper_parameters"]["net"].update(image_shape=[1, 4096, 4096]),
+            "parameters; at most 500,000,000",
+        ),
+        (
+            lambda c: c["hyper_parameters"]["net"].update(from_a_newer_version=1),
+            "unexpected keyword argument 'from_a_newer_version'",
+        ),
+        (
+            lambda c: c["state_dict"].update({"net.conv.bias": torch.zeros(7)}),
+            "its weights do not fit the network",
+        ),
+        (lambda c: c["state_dict"].pop("net.digits.weight"), "its weights do not fit the network"),
+    ],
+)
+def test_a_checkpoints_contents_pass_the_command_lines_rules(tmp_path, damage, message):
+    """Hyperparameters and tensors from a file are checked before anything is built from them: one line
+    naming the file and the key, never a traceback, a hang or memory exhausted."""
+    checkpoint = _small_checkpoint()
+    path = tmp_path / "damaged.ckpt"
+    damage(checkpoint)
+    torch.save(checkpoint, path)
+    with pytest.raises(ConfigError, match=rf"ckpt_path={path}: .*{re.escape(message)}"):
+        load_classifier(path)
