@@ -109,6 +109,14 @@ RULES: tuple[Rule, ...] = (
         lambda v: _is_int(v) and (v >= 1 or v == -1),
         optional=True,
     ),
+    int_at_least("trainer.accumulate_grad_batches", 1, optional=True),
+    Rule(
+        "trainer.val_check_interval",
+        "a fraction of an epoch in (0, 1], a number of steps >= 1, or null",
+        lambda v: (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+        optional=True,
+    ),
+    Rule("invert", "auto, true or false", lambda v: str(v).lower() in ("auto", "true", "false"), True),
     number_in("callbacks.stop_at_accuracy.target", 0.0, 1.0, optional=True),
     Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
     Rule(

@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import ROOT, run_entry, run_in_process
 
 BAD_CONFIGS = [  # (override, exit code, what the one line must say)
-    ("routing.iterations=0", 2, "routing.iterations=0 is invalid; allowed: an integer >= 1"),
+    ("routing.iterations=0", 2, "routing.iterations=0 is invalid; allowed: an integer from 1 to 100"),
     ("routing.iterations=abc", 2, "routing.iterations='abc' is invalid"),
     ("routing.iterations=2.5", 2, "routing.iterations=2.5 is invalid"),
     ("routing.detach_inner=maybe", 2, "routing.detach_inner='maybe' is invalid; allowed: true or false"),
@@ -22,6 +22,9 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("data.batch_size=abc", 2, "data.batch_size='abc' is invalid"),
     ("data.shift_pixels=-1", 2, "data.shift_pixels=-1 is invalid"),
     ("data.val_size=-1", 2, "data.val_size=-1 is invalid"),
+    ("trainer.accumulate_grad_batches=0", 2, "trainer.accumulate_grad_batches=0 is invalid"),
+    ("trainer.val_check_interval=0", 2, "trainer.val_check_interval=0 is invalid; allowed: a fraction"),
+    ("routing.iterations=1000", 2, "routing.iterations=1000 is invalid; allowed: an integer from 1 to 100"),
     ("model.optimizer.lr=0", 2, "model.optimizer.lr=0 is invalid"),
     ("trainer.precision=8", 2, "trainer.precision=8 is invalid"),
     ("trainer.max_epochs=-5", 2, "trainer.max_epochs=-5 is invalid"),
@@ -49,6 +52,7 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
 # Refused by Hydra while composing, before our check: only a real process shows its exit code.
 BAD_COMPOSITIONS = [
     ("routing.no_such_key=1", 1, "Key 'no_such_key' is not in struct"),
+    ("routing=self_attention routing.iterations=3", 1, "Key 'iterations' is not in struct"),  # not its key
     ("no_such_group=x", 1, "Could not override 'no_such_group'"),
 ]
 

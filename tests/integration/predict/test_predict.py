@@ -66,3 +66,10 @@ def test_a_real_folder_every_file_accounted_for(trained_capsnet, tmp_path):
     records = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert [Path(r["path"]).name for r in records] == ["a.jpg", "a.png", "b.png", "broken.png"]
     assert f"{folder / 'a.jpg'}\t" in result.output  # the path exactly, markup and all
+
+
+def test_invert_takes_auto_true_or_false_only(trained_capsnet, tmp_path):
+    _dark_digit_on_white(tmp_path / "one.png")
+    overrides = [f"ckpt_path={trained_capsnet.last}", f"input={tmp_path / 'one.png'}", "invert=ture"]
+    result = run_in_process("predict", overrides, tmp_path / "out")
+    assert result.code == 2 and "invert='ture' is invalid; allowed: auto, true or false" in result.output
