@@ -4,10 +4,12 @@ Images are read one by one (a file that cannot be read is reported and the other
 classified in batches. Every result, failures included, goes to ``predictions.csv`` and
 ``predictions.json`` in the run folder; a CapsNet's reconstruction of each image (the input beside it)
 to ``<file name>.reconstruction.png`` there, named after the whole file name so that ``a.png`` and
-``a.jpg`` never overwrite each other.
+``a.jpg`` never overwrite each other (a name too long for that keeps its start and gains a hash of the
+whole; a reconstruction that cannot be written is that file's error, never the others' loss).
 """
 
 import csv
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,10 +60,32 @@ def predict(model, files: list[Path], output_dir: Path, invert: str = "auto", ba
             result.label = int(scores[row].argmax())
             result.scores = [round(float(s), 4) for s in scores[row]]
             if reconstructions is not None:
-                result.reconstruction = output_dir / f"{result.path.name}.reconstruction.png"
+                path = output_dir / reconstruction_name(result.path.name)
                 pair = torch.stack([image.to(reconstructions), reconstructions[row]])
-                image_grid(pair, columns=2).save(result.reconstruction)
+                try:
+                    image_grid(pair, columns=2).save(path)
+                    result.reconstruction = path
+                except OSError as error:
+                    result.error = (
+                        f"{result.path}: classified, but its reconstruction was not written ({error})"
+                    )
     return results
+
+
+NAME_BYTES = 255  # the longest file name most file systems allow
+SUFFIX = ".reconstruction.png"
+
+
+def reconstruction_name(name: str) -> str:
+    """``<name>.reconstruction.png``; a name too long for that keeps its start and ends in a hash of
+    the whole name, so that two long names never share a reconstruction."""
+    whole = f"{name}{SUFFIX}"
+    if len(whole.encode()) <= NAME_BYTES:
+        return whole
+    digest = hashlib.sha256(name.encode(errors="surrogateescape")).hexdigest()[:16]
+    keep = NAME_BYTES - len(SUFFIX) - len(digest) - 1
+    start = name.encode(errors="surrogateescape")[:keep].decode(errors="ignore")
+    return f"{start}-{digest}{SUFFIX}"
 
 
 def save_predictions(results: list[Prediction], output_dir: Path) -> tuple[Path, Path]:
@@ -94,12 +118,18 @@ def save_predictions(results: list[Prediction], output_dir: Path) -> tuple[Path,
     return csv_path, json_path
 
 
+def _one_line(text: str) -> str:
+    """A path with its tabs, newlines and other control characters escaped (``\\t``), so that a piped
+    line stays one line of tab-separated fields; predictions.csv and .json keep the names as they are."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
 def show_predictions(results: list[Prediction]) -> None:
     """A table on a terminal; elsewhere one tab-separated line a file, nothing cut. Paths are shown as
-    they are (``rich.text.Text``: a ``[/y]`` in a folder name is not markup)."""
+    they are (``rich.text.Text``: a ``[/y]`` in a folder name is not markup), control characters escaped."""
     rows = [
         (
-            str(r.path),
+            _one_line(str(r.path)),
             "" if r.label is None else str(r.label),
             " ".join(f"{s:.2f}" for s in r.scores),
             "; ".join(r.notes),

@@ -73,3 +73,25 @@ def test_invert_takes_auto_true_or_false_only(trained_capsnet, tmp_path):
     overrides = [f"ckpt_path={trained_capsnet.last}", f"input={tmp_path / 'one.png'}", "invert=ture"]
     result = run_in_process("predict", overrides, tmp_path / "out")
     assert result.code == 2 and "invert='ture' is invalid; allowed: auto, true or false" in result.output
+
+
+def test_names_at_the_file_systems_limits_lose_nothing(trained_capsnet, tmp_path):
+    """A legal 250-character name (its reconstruction's name would be too long) and names with a tab
+    and a newline: every file classified, the CSV and JSON written, one printed line a file."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    names = ["d" * 246 + ".png", "tab\there.png", "new\nline.png", "plain.png"]
+    for name in names:
+        _dark_digit_on_white(folder / name)
+    result = run_in_process(
+        "predict", [f"ckpt_path={trained_capsnet.last}", f"input={folder}"], tmp_path / "out"
+    )
+    assert result.code == 0, result.output[-3000:]
+    with open(tmp_path / "out" / "predictions.csv", newline="") as rows:
+        recorded = {Path(row["file"]).name: row for row in csv.DictReader(rows)}
+    assert set(recorded) == set(names) and all(
+        row["class"] != "" and not row["error"] for row in recorded.values()
+    )
+    assert all(Path(row["reconstruction"]).is_file() for row in recorded.values())
+    printed = [line for line in result.output.splitlines() if line.startswith(str(folder))]
+    assert len(printed) == 4 and any("tab\\there.png\t" in line for line in printed)
