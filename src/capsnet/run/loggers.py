@@ -17,6 +17,7 @@ A run a W&B agent starts takes the run id the agent gives it (``WANDB_RUN_ID``),
 import logging
 import netrc
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,6 +25,7 @@ from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
+from capsnet.errors import ConfigError
 from capsnet.run.hydra_runtime import hydra_config, in_multirun
 
 log = logging.getLogger(__name__)
@@ -131,14 +133,25 @@ def make_wandb_logger(
     job_type: str | None = None,
     log_model: bool | str = False,
     id: str | None = None,
+    **kwargs,
 ) -> WandbLogger:
     """Lightning's WandbLogger with the mode resolved, a name and a group (see the module docstring).
 
     ``id``: resume into that W&B run (with ``resume="allow"``: it is created if it does not exist).
+    Any other argument of ``WandbLogger`` or ``wandb.init`` passes through: ``+logger.wandb.save_code=true``.
+    ``save_dir`` is checked to be writable now, not when the run ends and W&B writes its files.
     """
     resolved = resolve_mode(mode)
-    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=save_dir).close()
+    except OSError as error:
+        raise ConfigError(
+            f"logger.wandb.save_dir={save_dir}: W&B cannot write there ({error.strerror or error}); "
+            "give a writable folder"
+        ) from None
     return WandbLogger(
+        **kwargs,
         project=project,
         entity=entity,
         name=name or run_name_from_overrides(default=job_type or "run"),

@@ -93,3 +93,14 @@ def test_a_server_that_answers_means_online(monkeypatch):
     finally:
         thread.join(timeout=10)
         server.server_close()
+
+
+def test_wandb_logger_takes_wandb_loggers_other_arguments_and_checks_its_folder(tmp_path):
+    from capsnet.errors import ConfigError
+    from capsnet.run.loggers import make_wandb_logger
+
+    logger = make_wandb_logger("p", str(tmp_path / "w"), mode="offline", save_code=True, prefix="x")
+    assert logger._prefix == "x" and logger._wandb_init["save_code"] is True  # passed through
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=f"logger.wandb.save_dir={tmp_path / 'file'}: W&B cannot write"):
+        make_wandb_logger("p", str(tmp_path / "file"), mode="offline")
