@@ -25,12 +25,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-# As src/train.py does with its default `huge_pages=true` (capsnet/run/process.py), before torch loads;
+# As src/train.py does with its default `huge_pages=true` (capsnet/ops/process.py), before torch loads;
 # THP_MEM_ALLOC_ENABLE=0 in the environment measures without.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 sys.path.insert(0, str(ROOT / "src"))
 
-from capsnet.run.process import set_mmap_threshold, skip_triton_on_cpu  # noqa: E402
+from capsnet.ops.process import set_mmap_threshold, skip_triton_on_cpu  # noqa: E402
 
 skip_triton_on_cpu(True)  # as src/train.py does with its default `skip_triton_on_cpu=true`
 

@@ -76,7 +76,7 @@ def run_entry(
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
     """The config ``src/<name>.py`` would run with, every interpolation resolved."""
-    import capsnet.run.hydra_runtime  # noqa: F401 (registers ${run_suffix:}, as the entry points do)
+    import capsnet.ops.hydra_runtime  # noqa: F401 (registers ${run_suffix:}, as the entry points do)
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

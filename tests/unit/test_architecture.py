@@ -16,7 +16,8 @@ ALLOWED = {
     "viz": {"viz", "nn"},
     "models": {"models", "nn", "errors"},
     "callbacks": {"callbacks", "models", "nn", "viz", "errors"},
-    "run": {"run", "callbacks", "models", "nn", "data", "viz", "errors"},
+    "ops": {"ops", "models", "errors"},
+    "run": {"run", "ops", "callbacks", "models", "nn", "data", "viz", "errors"},
 }
 NO_LIGHTNING = {"errors", "nn"}  # plain torch: usable without Lightning
 

@@ -10,7 +10,7 @@ from capsnet.callbacks.wandb_run_id import WANDB_RUN_ID_KEY
 from capsnet.errors import ConfigError
 from capsnet.models.classifier import MODULE_CLASS_KEY
 from capsnet.models.loading import module_class_of, read_checkpoint
-from capsnet.run.hydra_runtime import in_multirun
+from capsnet.ops.hydra_runtime import in_multirun
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ check the config, apply the process settings, then run the task.
 The check comes before torch and Lightning are imported, so a bad value fails in about a second; bad
 configs, missing data, non-finite losses, a full disk and interruptions end the process with one line
 and an exit code (``capsnet.errors``) instead of a traceback, and a single run records how it ended in
-``job.json`` (a multirun's jobs are recorded by Hydra's callback, ``capsnet.run.job_record``).
+``job.json`` (a multirun's jobs are recorded by Hydra's callback, ``capsnet.ops.job_record``).
 """
 
 import contextlib
@@ -16,11 +16,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from capsnet.errors import EXIT_INTERRUPTED, FAILURES, Interrupted
+from capsnet.ops.hydra_runtime import hydra_config, in_multirun
+from capsnet.ops.job_record import write_job_record
+from capsnet.ops.process import enable_huge_pages, set_mmap_threshold, skip_triton_on_cpu
+from capsnet.ops.requeue import RequeueOnSignal
 from capsnet.run.checks import check_config
-from capsnet.run.hydra_runtime import hydra_config, in_multirun
-from capsnet.run.job_record import write_job_record
-from capsnet.run.process import enable_huge_pages, set_mmap_threshold, skip_triton_on_cpu
-from capsnet.run.requeue import RequeueOnSignal
 
 
 def _interrupted(signum, frame) -> None:

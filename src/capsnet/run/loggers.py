@@ -7,7 +7,7 @@ prompt or wait on the network:
   otherwise offline, with one warning. A ``WANDB_MODE`` environment variable wins over ``auto``.
 - ``online`` / ``offline`` / ``disabled``: as W&B defines them.
 Offline runs print the exact ``wandb sync <dir>`` command at the end (``finish_loggers``); a multirun
-prints one command for all its jobs at its end (``capsnet.run.sweep_upload``).
+prints one command for all its jobs at its end (``capsnet.ops.sweep_upload``).
 
 Run names default to the command-line overrides (``routing.iterations=1,decoder.alpha=0``); every
 job of one Hydra multirun, and every run of one W&B sweep, joins one W&B group named after the sweep.
@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from capsnet.errors import ConfigError
-from capsnet.run.hydra_runtime import hydra_config, in_multirun
+from capsnet.ops.hydra_runtime import hydra_config, in_multirun
 
 log = logging.getLogger(__name__)
 

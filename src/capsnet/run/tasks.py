@@ -21,12 +21,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from capsnet.callbacks.capsule_insights import CapsuleInsights
 from capsnet.errors import EXIT_INTERRUPTED, ConfigError, InputError
 from capsnet.models.loading import load_classifier
+from capsnet.ops.hydra_runtime import in_multirun
+from capsnet.ops.job_record import already_completed
+from capsnet.ops.result_files import write_text_atomically
 from capsnet.run.checkpoints import checkpoint_to_resume, continue_wandb_run
 from capsnet.run.config_tree import print_config_tree
-from capsnet.run.hydra_runtime import in_multirun
-from capsnet.run.job_record import already_completed
 from capsnet.run.loggers import finish_loggers
-from capsnet.run.result_files import write_text_atomically
 from capsnet.run.workarounds import (
     csv_header_written_by_a_spawned_process,
     ddp_relaunching_the_whole_sweep,

@@ -8,7 +8,7 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig
 
-from capsnet.run.hydra_runtime import in_multirun
+from capsnet.ops.hydra_runtime import in_multirun
 
 log = logging.getLogger(__name__)
 

@@ -167,13 +167,13 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own():
     import subprocess
     import sys
 
-    code = "from capsnet.run.hydra_runtime import RUN_SUFFIX; print(RUN_SUFFIX)"
+    code = "from capsnet.ops.hydra_runtime import RUN_SUFFIX; print(RUN_SUFFIX)"
     suffixes = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         for _ in range(2)
     }
     assert len(suffixes) == 2
-    from capsnet.run.hydra_runtime import RUN_SUFFIX
+    from capsnet.ops.hydra_runtime import RUN_SUFFIX
 
     hydra_cfg = _hydra_node([])
     OmegaConf.resolve(hydra_cfg.hydra.run)

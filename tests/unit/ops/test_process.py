@@ -1,4 +1,4 @@
-"""The allocator policy of capsnet.run.process (this project runs on glibc Linux, where mallopt exists)."""
+"""The allocator policy of capsnet.ops.process (this project runs on glibc Linux, where mallopt exists)."""
 
 import importlib.util
 import os
@@ -9,11 +9,11 @@ from functools import partial
 
 import pytest
 
-from capsnet.run.process import set_mmap_threshold
+from capsnet.ops.process import set_mmap_threshold
 
 
 def _set_in_fresh_process(threshold, env=None) -> str:
-    code = f"from capsnet.run.process import set_mmap_threshold; print(set_mmap_threshold({threshold!r}))"
+    code = f"from capsnet.ops.process import set_mmap_threshold; print(set_mmap_threshold({threshold!r}))"
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout.strip()
@@ -34,7 +34,7 @@ def test_glibc_environment_variable_wins():
 
 def _huge_pages_in_fresh_process(enabled, env) -> str:
     code = (
-        "import os, sys; from capsnet.run.process import enable_huge_pages; "
+        "import os, sys; from capsnet.ops.process import enable_huge_pages; "
         f"print(enable_huge_pages({enabled!r}), os.environ.get('THP_MEM_ALLOC_ENABLE'), "
         "'torch' in sys.modules)"
     )
@@ -54,7 +54,7 @@ def _triton_in_fresh_process(enabled: bool, compile: bool = True) -> list[str]:
     """skip_triton_on_cpu's answer, then whether libtriton is mapped after Lightning loads, whether a
     CPU torch.compile still works ("None": not tried), and what the process logged."""
     code = (
-        "import sys, torch; from capsnet.run.process import skip_triton_on_cpu; "
+        "import sys, torch; from capsnet.ops.process import skip_triton_on_cpu; "
         f"print(skip_triton_on_cpu({enabled!r})); import lightning; "
         "print('libtriton' in open('/proc/self/maps').read()); "
         "f = torch.compile(lambda x: (2 * x).sin().sum()); x = torch.arange(4.0); "

@@ -18,8 +18,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from capsnet.run.hydra_runtime import hydra_config
-from capsnet.run.result_files import write_text_atomically
+from capsnet.ops.hydra_runtime import hydra_config
+from capsnet.ops.result_files import write_text_atomically
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from capsnet.run.requeue import RequeueOnSignal
+from capsnet.ops.requeue import RequeueOnSignal
 
 
 @pytest.fixture

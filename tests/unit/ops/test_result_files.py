@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from capsnet.run.result_files import write_text_atomically
+from capsnet.ops.result_files import write_text_atomically
 
 
 def test_a_result_file_killed_while_written_keeps_the_old_one(tmp_path, monkeypatch):

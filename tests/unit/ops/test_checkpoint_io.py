@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from capsnet.errors import FAILURES, DiskFullError
-from capsnet.run.checkpoint_io import AtomicCheckpointIO
+from capsnet.ops.checkpoint_io import AtomicCheckpointIO
 
 
 def test_checkpoint_written_atomically(tmp_path, monkeypatch):
