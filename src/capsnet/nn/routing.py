@@ -42,9 +42,8 @@ from capsnet.nn.config import MAX_ITERATIONS
 from capsnet.nn.squash import squash
 
 DYNAMIC = "capsnet.nn.routing.DynamicRouting"
-PACKAGE = (
-    "capsnet.nn."  # a routing is a class of this package: a checkpoint's hyperparameters import nothing else
-)
+# A routing is a class of this package: a checkpoint's hyperparameters import nothing else.
+PACKAGE = "capsnet.nn."
 
 
 class RoutingResult(NamedTuple):
@@ -126,7 +125,8 @@ class DynamicRouting(Routing):
         rows = children * child_dim
         w = weight.reshape(rows, parents, parent_dim)  # [I*K, J, D], rows ordered (i, k)
 
-        # Iteration 1: b = 0, so c_ij = 1/J for all pairs and s_j = sum_i W_ij u_i / J.
+        # Iteration 1: b = 0, so c_ij = 1/J for all pairs and s_j = sum_i W_ij u_i / J (1/shares:
+        # a leaky routing's orphan parent takes a share too).
         shares = self.shares(parents)
         couplings = [u.new_full((), 1.0 / shares).expand(batch, children, parents)]
         biased = (lambda s: s) if bias is None else (lambda s: s + bias)  # s_j (+ b_j)
