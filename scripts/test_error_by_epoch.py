@@ -8,7 +8,8 @@ them all with ``+callbacks.model_checkpoint.save_top_k=-1``). Each checkpoint is
 ``--out`` is not tested again, so the script can be stopped and run again. Writes
 ``test_error_by_epoch.csv``, ``.md`` and ``.png`` into ``--out`` (default: ``<first folder>/test_by_epoch``):
 the test error in % by epoch, beside the paper's 0.25% and the 0.30-0.36% of the best public
-reproductions.
+reproductions. A checkpoint that cannot be read or tested is named and left out; the others are still
+tabled, and the script then exits 1.
 """
 
 import argparse
@@ -27,26 +28,32 @@ PAPER = 0.25  # % test error, CapsNet with 3 routing iterations and reconstructi
 REPRODUCTIONS = (0.30, 0.36)  # % test error, the best public reproductions
 
 
-def epoch_checkpoints(run_dirs: list[Path]) -> dict[int, Path]:
-    """{epoch: checkpoint}, read from each checkpoint's own ``epoch``; an epoch saved twice is refused."""
+def epoch_checkpoints(run_dirs: list[Path], failures: list[str]) -> dict[int, Path]:
+    """{epoch: checkpoint}, read from each checkpoint's own ``epoch``; an epoch saved twice is refused.
+    A file that cannot be read is added to ``failures`` and skipped."""
     found: dict[int, Path] = {}
     for path in sorted(p for run in run_dirs for p in (run / "checkpoints").glob("epoch_*.ckpt")):
-        epoch = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+        try:
+            epoch = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+        except Exception as error:  # a damaged file, of any kind: named, the others go on
+            failures.append(f"{path}: not a readable checkpoint ({type(error).__name__})")
+            continue
         if epoch in found:
             sys.exit(f"epoch {epoch} has two checkpoints: {found[epoch]} and {path}; give one run's folders")
         found[epoch] = path
     return dict(sorted(found.items()))
 
 
-def test_error(checkpoint: Path, out: Path, overrides: list[str]) -> float:
-    """The checkpoint's test error in %, from ``src/eval.py`` (run once; its metrics.json kept in ``out``)."""
+def test_error(checkpoint: Path, out: Path, overrides: list[str]) -> float | None:
+    """The checkpoint's test error in %, from ``src/eval.py`` (run once; its metrics.json kept in ``out``);
+    None when eval fails (its output says why)."""
     metrics_file = out / "metrics.json"
     if not metrics_file.exists():
         command = [sys.executable, str(ROOT / "src" / "eval.py"), f"ckpt_path={checkpoint}", "logger=csv"]
         command += [f"hydra.run.dir={out}", *overrides]
         print("+", " ".join(command), flush=True)
         if subprocess.run(command, cwd=ROOT).returncode:
-            sys.exit(f"src/eval.py failed for {checkpoint}; see its output above")
+            return None
     return 100 * json.loads(metrics_file.read_text())["test/error"]
 
 
@@ -58,12 +65,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args, overrides = parser.parse_known_args(argv)
     out = args.out or args.runs[0] / "test_by_epoch"
-    checkpoints = epoch_checkpoints(args.runs)
+    failures: list[str] = []
+    checkpoints = epoch_checkpoints(args.runs, failures)
     if not checkpoints:
-        sys.exit(f"no checkpoints/epoch_*.ckpt in {', '.join(map(str, args.runs))}")
-    errors = {
-        epoch: test_error(path, out / f"epoch_{epoch:03d}", overrides) for epoch, path in checkpoints.items()
-    }
+        sys.exit(
+            "\n".join(
+                [*failures, f"no readable checkpoints/epoch_*.ckpt in {', '.join(map(str, args.runs))}"]
+            )
+        )
+    errors = {}
+    for epoch, path in checkpoints.items():
+        if (error := test_error(path, out / f"epoch_{epoch:03d}", overrides)) is None:
+            failures.append(f"{path}: src/eval.py failed (its output is above)")
+        else:
+            errors[epoch] = error
+    if not errors:
+        sys.exit("\n".join(failures))
 
     out.mkdir(parents=True, exist_ok=True)
     with (out / "test_error_by_epoch.csv").open("w", newline="") as handle:
@@ -72,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         writer.writerows([epoch, f"{error:.2f}", checkpoints[epoch]] for epoch, error in errors.items())
     best, last = min(errors, key=errors.get), max(errors)
     lines = [
+        *(["Left out: " + "; ".join(failures), ""] if failures else []),
         "| epoch | test error % |",
         "|---|---|",
         *[f"| {epoch} | {error:.2f} |" for epoch, error in errors.items()],
@@ -93,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(lines))
     for name in ("test_error_by_epoch.md", "test_error_by_epoch.csv", "test_error_by_epoch.png"):
         print(out / name)
+    if failures:
+        sys.exit("left out:\n" + "\n".join(failures))
 
 
 if __name__ == "__main__":

@@ -38,3 +38,17 @@ def test_each_epoch_checkpoint_is_tested_once_and_tabled(
 
     monkeypatch.setattr(subprocess, "run", no_second_test)
     script.main([str(trained_capsnet.out), "--out", str(out), *data_overrides])  # stopped and run again
+
+
+def test_a_damaged_checkpoint_is_named_and_the_others_still_tabled(trained_capsnet, data_overrides, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_capsnet.out / "checkpoints", run / "checkpoints")
+    (run / "checkpoints" / "epoch_099.ckpt").write_bytes(b"cut short")
+    script, out = _script(), tmp_path / "by_epoch"
+    with pytest.raises(SystemExit, match=r"left out:\n.*epoch_099\.ckpt: not a readable checkpoint"):
+        script.main([str(run), "--out", str(out), *data_overrides])
+    assert "epoch_099.ckpt: not a readable checkpoint" in (out / "test_error_by_epoch.md").read_text()
+    with open(out / "test_error_by_epoch.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 1  # the good checkpoint, tested
