@@ -283,3 +283,13 @@ class OwnClassifier(ClassifierModule):
 
     def __init__(self):
         super().__init__(num_classes=10, loss_terms=("total",))
+
+
+class SignalDuringSanityCheck(L.Callback):
+    """Sends this process ``signal`` when the sanity check's validation starts, before any training."""
+
+    def __init__(self, signal: str = "SIGINT"):
+        self.signal = signal
+
+    def on_sanity_check_start(self, trainer, pl_module) -> None:
+        os.kill(os.getpid(), signal.Signals[self.signal])

@@ -24,7 +24,8 @@ from capsnet.run.checks import check_config
 
 
 def _interrupted(signum, frame) -> None:
-    raise Interrupted(f"{signal.Signals(signum).name} before the work was done; nothing was written half")
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    raise Interrupted(f"{name} before the work was done; nothing was written half")
 
 
 def run(task: str, cfg: DictConfig):
@@ -33,11 +34,12 @@ def run(task: str, cfg: DictConfig):
     In a multirun the error is raised instead of exiting, so Hydra records this job as failed and
     runs the others.
     """
-    previous, requeue = None, None
-    if task != "train" and threading.current_thread() is threading.main_thread():
-        # Training has its own: Lightning's, which finishes the step and saves (CheckpointOnInterrupt);
-        # Lightning calls handlers already in place too, so this one must not be there then.
-        previous = signal.signal(signal.SIGTERM, _interrupted)
+    previous, requeue = {}, None
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C or SIGTERM before training (data preparation, the sanity check), while testing, or in
+        # any other task: one line, exit 143 and job.json. During training CheckpointOnInterrupt's
+        # handlers take their place: they finish the step and save.
+        previous = {signum: signal.signal(signum, _interrupted) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         check_config(cfg)
         enable_huge_pages(cfg.get("huge_pages"))  # before torch is imported (by the tasks)
@@ -58,8 +60,8 @@ def run(task: str, cfg: DictConfig):
         kind, code = next(outcome for kind, outcome in FAILURES.items() if isinstance(error, kind))
         return _end(cfg, kind, code, error)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _end(cfg: DictConfig, kind: str, code: int, error: Exception):

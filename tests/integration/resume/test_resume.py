@@ -370,3 +370,20 @@ def test_a_checkpoint_from_before_routing_was_a_group_still_evaluates_and_resume
         _load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")["global_step"]
         == (EPOCHS + 1) * STEPS_PER_EPOCH
     )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_training_starts_ends_with_one_line_and_a_record(tmp_path, tiny_overrides, signum):
+    """Ctrl-C or SIGTERM during the sanity check (or data preparation): nothing to save yet, but the run
+    says so, records it in job.json and exits 143 (Ctrl-C used to exit 1 without either)."""
+    sanity = [
+        "+callbacks.signal._target_=tests.helpers.SignalDuringSanityCheck",
+        f"+callbacks.signal.signal={signum.name}",
+    ]
+    run_dir = tmp_path / "run"
+    process = _start([*_overrides(tiny_overrides, tmp_path / "logs"), *sanity], run_dir)
+    output = _output(process)
+    assert process.returncode == 143, output[-3000:]
+    said = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    assert f"Interrupted: {said} before the work was done; nothing was written half" in output
+    assert json.loads((run_dir / "job.json").read_text())["status"] == "interrupted"
