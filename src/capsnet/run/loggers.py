@@ -150,8 +150,8 @@ def make_wandb_logger(
             f"logger.wandb.save_dir={save_dir}: W&B cannot write there ({error.strerror or error}); "
             "give a writable folder"
         ) from None
-    return WandbLogger(
-        **kwargs,
+    arguments = dict(
+        kwargs,
         project=project,
         entity=entity,
         name=name or run_name_from_overrides(default=job_type or "run"),
@@ -163,8 +163,16 @@ def make_wandb_logger(
         log_model=log_model,
         id=id,
         resume="allow" if id else None,
-        mode=resolved,
     )
+    logger = WandbLogger(**arguments, mode=resolved)
+    if mode == "auto" and resolved == "online":
+        try:  # started now, so that a server that answers but refuses (a rejected key, not W&B) is met here
+            logger.experiment  # noqa: B018
+        except Exception as error:
+            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            log.warning("W&B: could not start online (%s): logging offline", reason)
+            logger = WandbLogger(**arguments, mode="offline")
+    return logger
 
 
 def make_mlflow_logger(run_name: str | None = None, **kwargs) -> Logger:

@@ -104,3 +104,23 @@ def test_wandb_logger_takes_wandb_loggers_other_arguments_and_checks_its_folder(
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match=f"logger.wandb.save_dir={tmp_path / 'file'}: W&B cannot write"):
         make_wandb_logger("p", str(tmp_path / "file"), mode="offline")
+
+
+def test_any_wandb_error_at_the_start_falls_back_to_offline_with_one_warning(tmp_path, monkeypatch, caplog):
+    """A server that answers but refuses (a rejected key, a server that is not W&B): in auto mode the
+    run logs offline, as when the server does not answer, instead of crashing."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from capsnet.run import loggers
+
+    monkeypatch.setattr(loggers, "resolve_mode", lambda mode: "online")
+
+    def refused(self):
+        if self._wandb_init["mode"] == "online":
+            raise RuntimeError("api_key not valid (401 Unauthorized)")
+        return "offline run"
+
+    monkeypatch.setattr(WandbLogger, "experiment", property(refused))
+    logger = loggers.make_wandb_logger("p", str(tmp_path), mode="auto")
+    assert logger._wandb_init["mode"] == "offline"
+    assert "could not start online (api_key not valid (401 Unauthorized)): logging offline" in caplog.text
