@@ -21,7 +21,8 @@ class StopAtAccuracy(EarlyStopping):
     The clock starts when the callback is built, before data is prepared, so ``time_to_target_s`` (logged
     when the target is reached) is the wall time of the run up to that validation, data loading included.
     Validate several times an epoch (``trainer.val_check_interval``) to stop close to the target, and set
-    ``trainer.min_epochs=0`` to allow a stop within the first epoch.
+    ``trainer.min_epochs=0`` to allow a stop within the first epoch. A resumed run's clock goes on from
+    where the checkpoint left it (the time between the interruption and the resume is not counted).
     """
 
     def __init__(self, target: float = 0.99, monitor: str = "val/acc"):
@@ -38,6 +39,15 @@ class StopAtAccuracy(EarlyStopping):
         self.target = target
         self.start = time.perf_counter()
         self.reached_after_s: float | None = None
+
+    def state_dict(self) -> dict:
+        elapsed = time.perf_counter() - self.start
+        return {**super().state_dict(), "elapsed_s": elapsed, "reached_after_s": self.reached_after_s}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.start = time.perf_counter() - state_dict.get("elapsed_s", 0.0)
+        self.reached_after_s = state_dict.get("reached_after_s")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking

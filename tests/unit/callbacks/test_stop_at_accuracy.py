@@ -1,5 +1,7 @@
 """StopAtAccuracy: Lightning's EarlyStopping at a target accuracy, reached or passed."""
 
+import time
+
 import torch
 
 from capsnet.callbacks.stop_at_accuracy import StopAtAccuracy
@@ -15,3 +17,12 @@ def test_no_patience_limit():
     callback = StopAtAccuracy(target=0.99)
     for _ in range(100):  # 100 validations without progress: still training
         assert not callback._evaluate_stopping_criteria(torch.tensor(0.5))[0]
+
+
+def test_a_resumed_runs_clock_goes_on_from_the_checkpoint():
+    before = StopAtAccuracy(target=0.99)
+    before.start -= 300.0  # five minutes into the run when it was interrupted
+    state = before.state_dict()
+    resumed = StopAtAccuracy(target=0.99)
+    resumed.load_state_dict(state)
+    assert 300.0 <= time.perf_counter() - resumed.start < 310.0
