@@ -170,6 +170,16 @@ def check_config(cfg: DictConfig) -> None:
             "logger=mlflow needs a tracking server: set MLFLOW_TRACKING_URI (e.g. http://127.0.0.1:5000 "
             "after `mlflow server`) or logger.mlflow.tracking_uri"
         )
+    metric, val_size = cfg.get("optimized_metric"), OmegaConf.select(cfg, "data.val_size")
+    if (
+        str(metric or "").startswith("val/")
+        and val_size == 0
+        and not OmegaConf.select(cfg, "data.validate_on_test")
+    ):
+        raise ConfigError(
+            f"optimized_metric={metric} needs a validation set, and data.val_size=0 validates nothing (the "
+            "paper's protocol): tune on held-out images with data.val_size=5000"
+        )
     ckpt_path = cfg.get("ckpt_path")
     resumable = "train" in cfg  # src/train.py resolves ckpt_path=auto and last; eval needs a file
     words = ("auto", "last") if resumable else ()

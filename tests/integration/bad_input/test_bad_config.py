@@ -48,6 +48,11 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
         "requeue_signals=['SIGTERM'] is invalid; allowed: a list of signal names other",
     ),
     ("ckpt_path=/no/such/file.ckpt", 2, "ckpt_path='/no/such/file.ckpt': no such file"),
+    (
+        "experiment=paper optimized_metric=val/acc_best",
+        2,
+        "optimized_metric=val/acc_best needs a validation set, and data.val_size=0 validates nothing",
+    ),
 ]
 # Refused by Hydra while composing, before our check: only a real process shows its exit code.
 BAD_COMPOSITIONS = [
