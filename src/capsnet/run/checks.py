@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from capsnet.errors import ConfigError
 from capsnet.nn.config import MAX_ITERATIONS, PARAMETRISATIONS
+from capsnet.ops.hydra_runtime import in_multirun
 
 
 def _is_int(value) -> bool:
@@ -153,6 +154,12 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def validates(cfg: DictConfig) -> bool:
+    """Whether a training run has a validation loop: data.val_size=0 (the paper's protocol) has none,
+    unless it validates on the test set by name."""
+    return OmegaConf.select(cfg, "data.val_size") != 0 or bool(OmegaConf.select(cfg, "data.validate_on_test"))
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first bad value, or for a ``ckpt_path`` that is not a file."""
     for rule in RULES:
@@ -170,12 +177,8 @@ def check_config(cfg: DictConfig) -> None:
             "logger=mlflow needs a tracking server: set MLFLOW_TRACKING_URI (e.g. http://127.0.0.1:5000 "
             "after `mlflow server`) or logger.mlflow.tracking_uri"
         )
-    metric, val_size = cfg.get("optimized_metric"), OmegaConf.select(cfg, "data.val_size")
-    if (
-        str(metric or "").startswith("val/")
-        and val_size == 0
-        and not OmegaConf.select(cfg, "data.validate_on_test")
-    ):
+    metric = cfg.get("optimized_metric")
+    if in_multirun() and not validates(cfg) and str(metric or "").startswith("val/"):
         raise ConfigError(
             f"optimized_metric={metric} needs a validation set, and data.val_size=0 validates nothing (the "
             "paper's protocol): tune on held-out images with data.val_size=5000"

@@ -25,6 +25,7 @@ from capsnet.ops.hydra_runtime import in_multirun
 from capsnet.ops.job_record import already_completed
 from capsnet.ops.result_files import write_text_atomically
 from capsnet.run.checkpoints import checkpoint_to_resume, continue_wandb_run
+from capsnet.run.checks import validates
 from capsnet.run.config_tree import print_config_tree
 from capsnet.run.loggers import finish_loggers
 from capsnet.run.workarounds import (
@@ -231,6 +232,7 @@ def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
         missing = f"optimized_metric={name!r} was not logged; logged: {', '.join(sorted(metrics))}"
         if in_multirun():
             raise ConfigError(missing)
-        log.warning(f"{missing} (did the run end before its first validation?)")
+        if validates(cfg):  # (without validation, the paper's protocol, there is nothing to say)
+            log.warning(f"{missing} (did the run end before its first validation?)")
         return None
     return metrics[name]
