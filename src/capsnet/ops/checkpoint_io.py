@@ -28,6 +28,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from capsnet.errors import DiskFullError, NonFiniteError
 from capsnet.models.loading import non_finite_tensors
+from capsnet.ops.result_files import shared_mode
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -46,9 +47,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make checkpoints private
+        os.chmod(temporary, shared_mode())
         try:
             with os.fdopen(descriptor, "wb") as file:
                 torch.save(checkpoint, file)

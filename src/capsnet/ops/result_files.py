@@ -15,14 +15,15 @@ def write_text_atomically(path: Path, text: str) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make the results private
+        os.chmod(temporary, shared_mode())  # mkstemp's 0600 would make the results private
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def shared_mode() -> int:
+    """The permissions a new file gets from the folder's umask (mkstemp's 0600 would make it private)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
