@@ -42,7 +42,8 @@ class EpochPermutationSampler(DistributedSampler):
 
     def _remaining(self) -> torch.Tensor:
         """The epoch's order after the skipped positions, padded to a multiple of the ranks."""
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        # Modulo 2^63: torch.initial_seed() of an unseeded process is a 64-bit number.
+        generator = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) % 2**63)
         order = torch.randperm(self.size, generator=generator)[self._skip :]
         padding = math.ceil(len(order) / self.num_replicas) * self.num_replicas - len(order)
         return torch.cat([order, order[:padding]])

@@ -63,3 +63,9 @@ def test_another_number_of_processes_shares_the_rest_once_each():
     (whole,) = _shards(20, 1)
     resumed = _shards(20, 3, skip=8)  # stopped on 2 processes after 8 positions, resumed on 3
     assert sorted({i for s in resumed for i in s}) == sorted(whole[8:])
+
+
+def test_the_seed_of_an_unseeded_process_is_accepted():
+    # torch.initial_seed() without seeding is a 64-bit number; the order must still be drawn.
+    sampler = EpochPermutationSampler(10, seed=2**64 - 1)
+    assert sorted(sampler) == list(range(10))
