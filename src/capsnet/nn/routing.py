@@ -25,7 +25,8 @@ not kept for the backward pass: each is recomputed there from the small tensors 
 and keeps them out of the step's peak memory.
 
 Shapes: B examples, I children (1152), K child dims (8), J parents (10), D parent dims (16).
-Internally the routing tensors are laid out parent-first, [J, B, I], so each matmul is batched over j.
+Internally the routing tensors are laid out parent-first, [J, B, I], so each matmul is batched over j,
+and a child's components come before the children ([B, K, I], ``component_major``).
 
 This module also holds what every routing shares: the protocol (``Routing``), and ``build_routing``,
 which makes the routing a ``conf/routing/<name>.yaml`` names by its ``_target_``.
@@ -120,19 +121,16 @@ class DynamicRouting(Routing):
     def _route(
         self, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
     ) -> RoutingResult:
-        batch, children, child_dim = u.shape
+        batch, children, _ = u.shape
         _, _, parents, parent_dim = weight.shape
-        rows = children * child_dim
-        w = weight.reshape(rows, parents, parent_dim)  # [I*K, J, D], rows ordered (i, k)
+        u, w = component_major(u, weight)  # [B, K, I], [K*I, J, D]
 
         # Iteration 1: b = 0, so c_ij = 1/J for all pairs and s_j = sum_i W_ij u_i / J (1/shares:
         # a leaky routing's orphan parent takes a share too).
         shares = self.shares(parents)
         couplings = [u.new_full((), 1.0 / shares).expand(batch, children, parents)]
         biased = (lambda s: s) if bias is None else (lambda s: s + bias)  # s_j (+ b_j)
-        outputs = squash(
-            biased((u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, parents, parent_dim) / shares)
-        )
+        outputs = squash(biased(_summed_votes(u, w) / shares))
         coupling_logits = None  # b, [J, B, I]
         for _ in range(self.iterations - 1):
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_inner):
@@ -144,6 +142,24 @@ class DynamicRouting(Routing):
         return RoutingResult(outputs, tuple(couplings))
 
 
+def component_major(u: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """u [B, I, K] and W [I, K, J, D] laid out component-first: u as [B, K, I], W's rows as (k, i).
+
+    The sums over a child's K = 8 components then run across rows of I = 1152 contiguous values, which
+    vectorise; over 8 contiguous values (the [I, K] layout) each sum is a masked, horizontal one.
+    """
+    batch, children, child_dim = u.shape
+    _, _, parents, parent_dim = weight.shape
+    w = weight.transpose(0, 1).reshape(child_dim * children, parents, parent_dim)
+    return u.transpose(1, 2).contiguous(), w
+
+
+def _summed_votes(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """sum_i W_ij u_i: u [B, K, I], w [K*I, J, D] -> [B, J, D]."""
+    batch, rows = u.shape[0], w.shape[0]
+    return (u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, *w.shape[1:])
+
+
 def _recomputed(fn, *args: torch.Tensor) -> torch.Tensor:
     """fn(*args), with fn's intermediates recomputed in the backward pass rather than kept."""
     if torch.is_grad_enabled():
@@ -152,16 +168,16 @@ def _recomputed(fn, *args: torch.Tensor) -> torch.Tensor:
 
 
 def _agreement(outputs: torch.Tensor, w: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """u_hat_{j|i} . v_j = u_i . (W_ij^T v_j): v [B, J, D], w [I*K, J, D], u [B, I, K] -> [J, B, I]."""
-    parents, (batch, children, child_dim) = outputs.shape[1], u.shape
-    back_projected = torch.einsum("bjd,njd->jbn", outputs, w)  # W_ij^T v_j: [J, B, I*K]
-    return (back_projected.view(parents, batch, children, child_dim) * u).sum(-1)
+    """u_hat_{j|i} . v_j = u_i . (W_ij^T v_j): v [B, J, D], w [K*I, J, D], u [B, K, I] -> [J, B, I]."""
+    parents, (batch, child_dim, children) = outputs.shape[1], u.shape
+    back_projected = torch.einsum("bjd,njd->jbn", outputs, w)  # W_ij^T v_j: [J, B, K*I]
+    return (back_projected.view(parents, batch, child_dim, children) * u).sum(-2)
 
 
 def _weighted_sum(coupling: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """s_j = sum_i W_ij (c_ij u_i): coupling c [J, B, I], u [B, I, K], w [I*K, J, D] -> [B, J, D]."""
+    """s_j = sum_i W_ij (c_ij u_i): coupling c [J, B, I], u [B, K, I], w [K*I, J, D] -> [B, J, D]."""
     parents, batch = coupling.shape[:2]
-    weighted = (coupling.unsqueeze(-1) * u).view(parents, batch, -1)  # c_ij u_i: [J, B, I*K]
+    weighted = (coupling.unsqueeze(-2) * u).view(parents, batch, -1)  # c_ij u_i: [J, B, K*I]
     return torch.einsum("jbn,njd->bjd", weighted, w)
 
 

@@ -21,7 +21,15 @@ import math
 import torch
 from torch import nn
 
-from capsnet.nn.routing import Routing, RoutingResult, _agreement, _recomputed, _weighted_sum
+from capsnet.nn.routing import (
+    Routing,
+    RoutingResult,
+    _agreement,
+    _recomputed,
+    _summed_votes,
+    _weighted_sum,
+    component_major,
+)
 from capsnet.nn.squash import squash
 
 
@@ -37,12 +45,9 @@ class SelfAttentionRouting(Routing):
     ) -> RoutingResult:
         """capsules u: [B, I, K]; weight W: [I, K, J, D]; bias b: [J, D] or None."""
         with torch.autocast(capsules.device.type, enabled=False):  # float32, as Procedure 1
-            u, weight = capsules.float(), weight.float()
-            batch, children, child_dim = u.shape
-            _, _, parents, parent_dim = weight.shape
-            rows = children * child_dim
-            w = weight.reshape(rows, parents, parent_dim)  # [I*K, J, D], rows ordered (i, k)
-            totals = (u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, parents, parent_dim)  # t_j
+            parent_dim = weight.shape[-1]
+            u, w = component_major(capsules.float(), weight.float())  # [B, K, I], [K*I, J, D]
+            totals = _summed_votes(u, w)  # t_j, [B, J, D]
             scores = _recomputed(_agreement, totals, w, u) / math.sqrt(parent_dim)  # A, [J, B, I]
             coupling = torch.softmax(scores, dim=0) + self.log_prior.float().T.unsqueeze(1)  # c, [J, B, I]
             s = _recomputed(_weighted_sum, coupling, u, w)  # [B, J, D]
