@@ -5,16 +5,19 @@
    same peak memory (README, Speed). Needs the kernel's THP in ``madvise`` or ``always`` mode
    (``/sys/kernel/mm/transparent_hugepage/enabled``); harmless otherwise.
 
-2. A fixed mmap threshold (``malloc_mmap_threshold``): give large freed buffers straight back to the
-   OS, so that peak memory does not creep up step by step.
+2. A fixed mmap threshold (``malloc_mmap_threshold``): which freed buffers go back to the OS.
 
 glibc's malloc serves a request above its mmap threshold with ``mmap`` and unmaps it on ``free``;
 smaller ones come from the heap, which only shrinks from its top. The threshold starts at 128 KiB
 but rises to the size of every large block freed (up to 32 MiB on 64-bit), so after the first
 training step most activations (5-50 MB each at batch 128) are carved from the heap, which
 fragments, and the resident size creeps up step by step. A fixed threshold
-(``mallopt(M_MMAP_THRESHOLD)``, which also turns the adaptation off) keeps it flat; the cost is fresh
-zeroed pages for each large tensor, cheap with huge pages (README, Speed).
+(``mallopt(M_MMAP_THRESHOLD)``, which also turns the adaptation off) keeps it steady, and the same
+value as the trim threshold keeps that much free memory at the heap's top between steps:
+- 1 MiB (the default): every large tensor is a fresh mapping, returned on free: the lowest peak
+  memory, at the cost of zeroing fresh pages for each one (cheap with huge pages, not free);
+- 1 GiB (``experiment=fast_cpu``, ``paper_short``): every tensor is carved from the heap, and a step
+  reuses the previous step's memory as it is: faster, at a higher peak (README, Speed).
 
 3. No Triton without a GPU (``skip_triton_on_cpu``, default true). The index's torch is a CUDA build,
    and importing torchvision (which Lightning's torchmetrics does) imports ``torch._dynamo``, which
@@ -34,18 +37,18 @@ import sys
 
 log = logging.getLogger(__name__)
 
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
 def set_mmap_threshold(threshold: int | None) -> bool:
-    """Fix glibc's mmap threshold at ``threshold`` bytes; True if it was set."""
+    """Fix glibc's mmap and trim thresholds at ``threshold`` bytes; True if they were set."""
     if threshold is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     libc_path = ctypes.util.find_library("c")
     libc = ctypes.CDLL(libc_path) if libc_path else None
     if libc is None or not hasattr(libc, "mallopt"):  # not glibc (macOS, musl): nothing to tune
         return False
-    if not libc.mallopt(M_MMAP_THRESHOLD, int(threshold)):
+    if not (libc.mallopt(M_MMAP_THRESHOLD, int(threshold)) and libc.mallopt(M_TRIM_THRESHOLD, int(threshold))):
         log.warning("malloc_mmap_threshold=%s was refused by glibc; keeping its default", threshold)
         return False
     return True
