@@ -21,6 +21,7 @@ from torch import nn
 
 from capsnet.nn.capsules import DigitCapsules, PrimaryCapsules
 from capsnet.nn.config import CapsNetConfig
+from capsnet.nn.conv import PatchMatmulConv2d
 from capsnet.nn.decoder import ReconstructionDecoder, mask_capsules
 from capsnet.nn.routing import build_routing
 from capsnet.nn.squash import capsule_lengths
@@ -44,7 +45,7 @@ class CapsNet(nn.Module):
         self.config = config = config or CapsNetConfig()
         official = config.parametrisation == "official"
         channels, height, width = config.image_shape
-        self.conv = nn.Conv2d(channels, config.conv_channels, kernel_size=config.conv_kernel)
+        self.conv = PatchMatmulConv2d(channels, config.conv_channels, config.conv_kernel)
         self.primary = PrimaryCapsules(
             config.conv_channels,
             config.primary_types,

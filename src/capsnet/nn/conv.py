@@ -1,4 +1,6 @@
-"""A Conv2d whose weight gradient is computed as a forward convolution, which oneDNN runs faster.
+"""The CapsNet's two convolutions, each in the form oneDNN runs fastest on the CPU (the same function).
+
+``FastWeightGradConv2d`` (PrimaryCaps): its weight gradient is computed as a forward convolution.
 
 For a convolution without padding, of stride s and kernel k, the weight gradient is itself a
 convolution: the input with batch and channels swapped, convolved with the output gradient
@@ -73,3 +75,27 @@ class FastWeightGradConv2d(nn.Conv2d):
         if inputs.device.type != "cpu" or not torch.is_grad_enabled():
             return super().forward(inputs)
         return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
+
+
+class PatchMatmulConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (square kernel, stride 1, no padding, dilation or groups) computed on the CPU as one
+    matmul over the input's patches (im2col), for a layer with few input channels such as Conv1 (1 -> 256,
+    9x9): there oneDNN's convolution kernels, forward and weight gradient, are far from the matmul rate,
+    while the patches of a one-channel image are small (81 values per output position). Same
+    parameters, same state dict, same function; a plain Conv2d on other devices.
+
+        out[b, :, y, x] = W [O, C*k*k] @ patch[b, :, y, x] + bias     patch: the C x k x k input window
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__(in_channels, out_channels, kernel_size)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.device.type != "cpu":
+            return super().forward(inputs)
+        batch, _, height, width = inputs.shape
+        kernel = self.kernel_size[0]
+        patches = F.unfold(inputs, kernel).transpose(1, 2)  # [B, positions, C*k*k]
+        out = torch.addmm(self.bias, patches.reshape(-1, patches.shape[-1]), self.weight.reshape(len(self.weight), -1).T)
+        # [B*positions, O] is [B, h, w, O]: the output in channels-last order, as NCHW strides.
+        return out.view(batch, height - kernel + 1, width - kernel + 1, -1).permute(0, 3, 1, 2)
