@@ -34,6 +34,9 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 test: $(STAMP)  ## the test suite, without tests marked slow (what CI runs)
 	$(PYTEST) -m "not slow and not tracking_server" $(ARGS)
 
+test-slow: $(STAMP)  ## the slow tests (DDP resume, torchrun nodes, submitit requeue, compile): CI runs them after `test`
+	$(PYTEST) -m "slow and not tracking_server and not network" $(ARGS)
+
 test-fast: $(STAMP)  ## unit tests only: under a minute
 	$(PYTEST) tests/unit -m "not slow" $(ARGS)
 

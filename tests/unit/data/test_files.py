@@ -157,6 +157,7 @@ def test_fashion_mnist_fetched_from_debian_without_installing(tmp_path, monkeypa
 
 
 @pytest.mark.slow
+@pytest.mark.network
 def test_real_fashion_mnist_fetched_from_debian_and_verified(tmp_path):
     """Debian's package (31 MB) fetched and unpacked here; the files match the config's MD5s."""
     from capsnet.data.sources import copy_debian_fashion_mnist
