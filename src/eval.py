@@ -13,7 +13,7 @@ from capsnet.run.entry import run
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> dict[str, float]:
-    return run("evaluate", cfg)
+    return run("capsnet.run.tasks.evaluate", cfg)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from capsnet.run.entry import run
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig):
-    return run("predict", cfg)
+    return run("capsnet.run.tasks.predict", cfg)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from capsnet.run.entry import run
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return run("train", cfg)
+    # data, model, callbacks, loggers, trainer, then fit and test
+    return run("capsnet.run.tasks.train", cfg)
 
 
 if __name__ == "__main__":

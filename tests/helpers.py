@@ -91,7 +91,10 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
 # A training run of two steps: for the tests of what happens before and after training.
 TWO_STEPS = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
 
-TASKS = {"train": "train", "eval": "evaluate", "visualize": "visualize", "predict": "predict"}
+TASKS = {
+    name: f"capsnet.run.tasks.{task}"
+    for name, task in {"train": "train", "eval": "evaluate", "visualize": "visualize", "predict": "predict"}.items()
+}
 
 
 def run_in_process(config_name: str, overrides: list[str], output_dir: Path) -> SimpleNamespace:

@@ -3,7 +3,7 @@
 Every validation epoch (not the sanity check):
 - ``val/reconstructions``: the first validation images (fixed: that loader is not shuffled) above
   their reconstructions from the longest capsule.
-After testing (the end of ``src/train.py``, or ``src/eval.py`` / ``scripts/visualize.py``):
+After testing (the end of ``src/train.py``, or ``src/eval.py`` / ``src/visualize.py``):
 - ``test/reconstructions``: the same for the first test images;
 - ``test/pose_perturbation`` (paper fig. 4): for each of a few test digits, a block of 16 rows, one
   per DigitCaps dimension, each moved from -0.25 to +0.25 in steps of 0.05 (columns) and decoded;

@@ -6,7 +6,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from capsnet.callbacks.wandb_run_id import WANDB_RUN_ID_KEY
+from capsnet.callbacks.wandb_run_in_checkpoint import WANDB_RUN_ID_KEY
 from capsnet.errors import ConfigError
 from capsnet.models.classifier import MODULE_CLASS_KEY
 from capsnet.models.loading import module_class_of, read_checkpoint

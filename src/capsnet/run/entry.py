@@ -1,4 +1,4 @@
-"""Shared by every entry point (``src/train.py``, ``eval.py``, ``predict.py``, ``scripts/visualize.py``):
+"""Shared by every entry point (``src/train.py``, ``eval.py``, ``predict.py``, ``src/visualize.py``):
 check the config, apply the process settings, then run the task.
 
 The check comes before torch and Lightning are imported, so a bad value fails in about a second; bad
@@ -8,6 +8,7 @@ and an exit code (``capsnet.errors``) instead of a traceback, and a single run r
 """
 
 import contextlib
+import importlib
 import signal
 import sys
 import threading
@@ -28,8 +29,13 @@ def _interrupted(signum, frame) -> None:
     raise Interrupted(f"{name} before the work was done; nothing was written half")
 
 
+TASKS_MODULE = "capsnet.run.tasks"
+
+
 def run(task: str, cfg: DictConfig):
-    """Run ``capsnet.run.tasks.<task>`` (train, evaluate, visualize, predict) on a checked config.
+    """Run the task function ``task`` names (``capsnet.run.tasks.train``, ``.evaluate``, ``.visualize``,
+    ``.predict``) on a checked config. A name, not the function: the module imports torch, which must
+    load after the process settings.
 
     In a multirun the error is raised instead of exiting, so Hydra records this job as failed and
     runs the others.
@@ -45,11 +51,13 @@ def run(task: str, cfg: DictConfig):
         enable_huge_pages(cfg.get("huge_pages"))  # before torch is imported (by the tasks)
         set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
         skip_triton_on_cpu(cfg.get("skip_triton_on_cpu"))
-        from capsnet.run import tasks
-
-        requeue = RequeueOnSignal(list(cfg.get("requeue_signals") or []) if task == "train" else [])
+        module, _, name = task.rpartition(".")
+        if module != TASKS_MODULE:
+            raise ValueError(f"task {task!r}: a function of {TASKS_MODULE}")
+        task_function = getattr(importlib.import_module(module), name)
+        requeue = RequeueOnSignal(list(cfg.get("requeue_signals") or []) if name == "train" else [])
         with requeue:
-            return getattr(tasks, task)(cfg)
+            return task_function(cfg)
     except SystemExit as exit_:
         if _is_lightnings_sigterm(exit_):  # SIGTERM while Lightning tests: its exit carries no code
             return _end(cfg, "Interrupted", EXIT_INTERRUPTED, Interrupted("SIGTERM while testing"))

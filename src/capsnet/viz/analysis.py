@@ -1,7 +1,7 @@
 """What the capsules learned, as tensors: pose perturbations and length statistics.
 
 Pure functions of a network's outputs; ``capsnet.callbacks.capsule_insights`` turns them into logged
-pictures (PNG files for ``scripts/visualize.py``). Routing entropy is in ``capsnet.nn.routing``.
+pictures (PNG files for ``src/visualize.py``). Routing entropy is in ``capsnet.nn.routing``.
 """
 
 import torch

@@ -7,7 +7,7 @@
   CSV artifacts (without their images);
 - any other logger with a directory (CSV): PNG files in ``<log_dir>/media``, histograms and charts drawn,
   tables as CSV files (without their images);
-- and, when given, a plain folder: PNG files named after the key (``scripts/visualize.py``).
+- and, when given, a plain folder: PNG files named after the key (``src/visualize.py``).
 A logger that can take none of these gets a one-line warning, once.
 
 Only global rank 0 publishes (Lightning's loggers are rank-zero only too).

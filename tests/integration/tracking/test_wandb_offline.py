@@ -1,5 +1,5 @@
 """An offline W&B run read back with W&B's own reader, the CSV logger's pictures, and
-scripts/visualize.py. Nothing here needs a network or a W&B account, and nothing prompts."""
+src/visualize.py. Nothing here needs a network or a W&B account, and nothing prompts."""
 
 import json
 import re

@@ -1,6 +1,6 @@
 """Capsule insights of a checkpoint as PNG files, no W&B needed.
 
-    python scripts/visualize.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt [figures_dir=DIR]
+    python src/visualize.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt [figures_dir=DIR]
 
 Writes (next to the checkpoint unless ``figures_dir`` is given) and prints the paths of:
 test_reconstructions.png, test_pose_perturbation.png, test_routing_entropy.png,
@@ -20,7 +20,7 @@ from capsnet.run.entry import run
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="visualize")
 def main(cfg: DictConfig):
-    return run("visualize", cfg)
+    return run("capsnet.run.tasks.visualize", cfg)
 
 
 if __name__ == "__main__":

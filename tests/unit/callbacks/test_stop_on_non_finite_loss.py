@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-from capsnet.callbacks.non_finite_loss import StopOnNonFiniteLoss
+from capsnet.callbacks.stop_on_non_finite_loss import StopOnNonFiniteLoss
 from capsnet.errors import NonFiniteLossError
 from capsnet.nn.losses import LossTerms
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import torch
 from torchmetrics.classification import MulticlassAccuracy
 
-from capsnet.callbacks.chance_accuracy import WarnAtChanceAccuracy
+from capsnet.callbacks.warn_at_chance_accuracy import WarnAtChanceAccuracy
 
 
 def _run(predicted: torch.Tensor, step: int):

@@ -1,4 +1,4 @@
-"""scripts/test_error_by_epoch.py on the shared training run: each epoch checkpoint tested once."""
+"""scripts/error_by_epoch.py on the shared training run: each epoch checkpoint tested once."""
 
 import csv
 import importlib.util
@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("by_epoch", ROOT / "scripts" / "test_error_by_epoch.py")
+    spec = importlib.util.spec_from_file_location("by_epoch", ROOT / "scripts" / "error_by_epoch.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script

@@ -7,7 +7,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from capsnet.callbacks.model_checkpoint import ModelCheckpointAcrossResumes
+from capsnet.callbacks.model_checkpoint_across_resumes import ModelCheckpointAcrossResumes
 
 
 def _saved_state(folder, scores: dict[str, float], mode: str = "max") -> dict:

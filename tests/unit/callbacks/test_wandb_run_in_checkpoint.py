@@ -7,7 +7,7 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
-from capsnet.callbacks.wandb_run_id import WANDB_RUN_ID_KEY, WANDB_STEP_KEY, WandbRunInCheckpoint
+from capsnet.callbacks.wandb_run_in_checkpoint import WANDB_RUN_ID_KEY, WANDB_STEP_KEY, WandbRunInCheckpoint
 from capsnet.models.loading import read_checkpoint
 from capsnet.run.checkpoints import continue_wandb_run
 

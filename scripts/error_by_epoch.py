@@ -1,6 +1,6 @@
 """Test error of every epoch's checkpoint of a training run, against the paper and public reproductions.
 
-    python scripts/test_error_by_epoch.py <run folder> [<run folder> ...] [--out DIR] [eval overrides]
+    python scripts/error_by_epoch.py <run folder> [<run folder> ...] [--out DIR] [eval overrides]
 
 Give every folder a run was resumed into (each holds the ``checkpoints/epoch_NNN.ckpt`` it saved; keep
 them all with ``+callbacks.model_checkpoint.save_top_k=-1``). Each checkpoint is tested once with
