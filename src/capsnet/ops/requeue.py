@@ -34,7 +34,10 @@ class RequeueOnSignal:
     stops training at the end of its step with a checkpoint; ``requeue()`` then puts the job back."""
 
     def __init__(self, signals: list[str]):
-        self.signals = [signal.Signals[name] for name in signals]
+        missing = [name for name in signals if name not in signal.Signals.__members__]
+        if missing:  # Windows has no SIGUSR1 or SIGUSR2 (and no SLURM)
+            log.info("requeue_signals: %s do not exist on this platform; skipped", ", ".join(missing))
+        self.signals = [signal.Signals[name] for name in signals if name not in missing]
         self.received: signal.Signals | None = None
         self._previous: dict[signal.Signals, object] = {}
 

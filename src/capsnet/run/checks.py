@@ -63,8 +63,14 @@ def boolean(key: str, optional: bool = False) -> Rule:
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
 MAX_SEED = 2**32 - 1  # what numpy (and so Lightning's seed_everything) accepts
 MAX_TAG = 64  # W&B refuses longer tags
-# Signals a scheduler may warn with; SIGTERM and SIGINT already stop training with a checkpoint.
-REQUEUE_SIGNALS = {s.name for s in signal.Signals} - {"SIGTERM", "SIGINT", "SIGKILL", "SIGSTOP"}
+# Signals a scheduler may warn with: POSIX's names, whatever this platform has (Windows lacks SIGUSR1, and
+# the job then skips it: capsnet.ops.requeue); SIGTERM and SIGINT already stop training with a checkpoint.
+POSIX_SIGNALS = {
+    "SIGHUP", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGUSR1", "SIGSEGV", "SIGUSR2",
+    "SIGPIPE", "SIGALRM", "SIGCHLD", "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
+    "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+}  # fmt: skip
+REQUEUE_SIGNALS = (POSIX_SIGNALS | {s.name for s in signal.Signals}) - {"SIGTERM", "SIGINT", "SIGKILL", "SIGSTOP"}
 
 RULES: tuple[Rule, ...] = (
     Rule(  # the routings that iterate

@@ -68,3 +68,11 @@ def test_without_submitit_rank_zero_asks_scontrol_for_its_array_task(slurm_job, 
         requeue.requeue()
         assert slurm_job.exists() == expected
     assert slurm_job.read_text() == "requeue 77_3\n"
+
+
+def test_a_signal_this_platform_lacks_is_skipped_with_one_line(caplog):
+    # What Windows does with the default [SIGUSR1, SIGUSR2]; here a POSIX name Linux lacks stands in.
+    with caplog.at_level("INFO"):
+        requeue = RequeueOnSignal(["SIGUSR1", "SIGINFO"])
+    assert requeue.signals == [signal.SIGUSR1]
+    assert "SIGINFO do not exist on this platform; skipped" in caplog.text
