@@ -93,7 +93,12 @@ TWO_STEPS = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
 
 TASKS = {
     name: f"capsnet.run.tasks.{task}"
-    for name, task in {"train": "train", "eval": "evaluate", "visualize": "visualize", "predict": "predict"}.items()
+    for name, task in {
+        "train": "train",
+        "eval": "evaluate",
+        "visualize": "visualize",
+        "predict": "predict",
+    }.items()
 }
 
 

@@ -96,6 +96,7 @@ class PatchMatmulConv2d(nn.Conv2d):
         batch, _, height, width = inputs.shape
         kernel = self.kernel_size[0]
         patches = F.unfold(inputs, kernel).transpose(1, 2)  # [B, positions, C*k*k]
-        out = torch.addmm(self.bias, patches.reshape(-1, patches.shape[-1]), self.weight.reshape(len(self.weight), -1).T)
-        # [B*positions, O] is [B, h, w, O]: the output in channels-last order, as NCHW strides.
+        weight = self.weight.reshape(len(self.weight), -1)  # [O, C*k*k]
+        out = torch.addmm(self.bias, patches.reshape(-1, patches.shape[-1]), weight.T)  # [B*positions, O]
+        # [B*positions, O] is [B, h, w, O]: the output in channels-last order, viewed as NCHW.
         return out.view(batch, height - kernel + 1, width - kernel + 1, -1).permute(0, 3, 1, 2)

@@ -122,7 +122,7 @@ class DynamicRouting(Routing):
         self, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
     ) -> RoutingResult:
         batch, children, _ = u.shape
-        _, _, parents, parent_dim = weight.shape
+        parents = weight.shape[2]
         u, w = component_major(u, weight)  # [B, K, I], [K*I, J, D]
 
         # Iteration 1: b = 0, so c_ij = 1/J for all pairs and s_j = sum_i W_ij u_i / J (1/shares:
@@ -148,8 +148,7 @@ def component_major(u: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor
     The sums over a child's K = 8 components then run across rows of I = 1152 contiguous values, which
     vectorise; over 8 contiguous values (the [I, K] layout) each sum is a masked, horizontal one.
     """
-    batch, children, child_dim = u.shape
-    _, _, parents, parent_dim = weight.shape
+    children, child_dim, parents, parent_dim = weight.shape
     w = weight.transpose(0, 1).reshape(child_dim * children, parents, parent_dim)
     return u.transpose(1, 2).contiguous(), w
 

@@ -48,7 +48,9 @@ def set_mmap_threshold(threshold: int | None) -> bool:
     libc = ctypes.CDLL(libc_path) if libc_path else None
     if libc is None or not hasattr(libc, "mallopt"):  # not glibc (macOS, musl): nothing to tune
         return False
-    if not (libc.mallopt(M_MMAP_THRESHOLD, int(threshold)) and libc.mallopt(M_TRIM_THRESHOLD, int(threshold))):
+    if not (
+        libc.mallopt(M_MMAP_THRESHOLD, int(threshold)) and libc.mallopt(M_TRIM_THRESHOLD, int(threshold))
+    ):
         log.warning("malloc_mmap_threshold=%s was refused by glibc; keeping its default", threshold)
         return False
     return True
