@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 
 from capsnet.models.classifier import ClassifierModule
 from capsnet.nn.capsnet import CapsNet, CapsNetOutput
-from capsnet.nn.config import CapsNetConfig
+from capsnet.nn.config import CapsNetConfig, LossConfig, from_dict
 from capsnet.nn.losses import CapsuleLoss, LossTerms
 from capsnet.nn.one_hot import one_hot
 from capsnet.nn.routing import DYNAMIC, coupling_entropy
@@ -21,6 +21,7 @@ from capsnet.nn.routing import DYNAMIC, coupling_entropy
 
 class CapsNetModule(ClassifierModule):
     ADDED_HYPERPARAMETERS: ClassVar[dict] = {"net.parametrisation": "paper", "routing._target_": DYNAMIC}
+    CONFIG_GROUPS = ("routing", "decoder", "loss")
 
     def __init__(
         self,
@@ -45,7 +46,7 @@ class CapsNetModule(ClassifierModule):
         self.net = CapsNet(CapsNetConfig.from_groups(net, routing, decoder))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
-        self.criterion = CapsuleLoss(alpha=decoder["alpha"], **loss)
+        self.criterion = CapsuleLoss(from_dict(LossConfig, "loss", loss), alpha=self.net.config.decoder.alpha)
         # Routing behaviour: mean entropy of the couplings each routing pass (iteration) used.
         passes = self.net.digits.routing.passes
         self.routing_entropy = torch.nn.ModuleDict(

@@ -29,6 +29,8 @@ BEST_KEY = "val_acc_best"  # and hold the best validation accuracy so far (torch
 class ClassifierModule(L.LightningModule):
     # Hyperparameters added since the first checkpoints (flat names): the value those were trained with.
     ADDED_HYPERPARAMETERS: ClassVar[dict[str, Any]] = {}
+    # Top-level config groups the constructor takes beside model's own keys, under their own names.
+    CONFIG_GROUPS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_classes: int, loss_terms: tuple[str, ...]):
         super().__init__()

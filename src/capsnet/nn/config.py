@@ -1,13 +1,18 @@
-"""The CapsNet's architecture as one typed config object, field for field the keys of the config groups.
+"""The CapsNet's settings as typed config objects, field for field the keys of the config groups, each
+field's allowed values beside it.
 
-``decoder.alpha`` on the command line is ``CapsNetConfig.decoder.alpha`` here. The ``routing`` group is
-kept as it is (its ``_target_`` and that class's settings: ``routing.iterations`` is the ``iterations``
-of ``DynamicRouting``), since each routing has settings of its own (``capsnet.nn.routing``).
+``decoder.alpha`` on the command line is ``DecoderConfig.alpha`` here, read by the network and the loss
+from this one place. The ``routing`` group is kept as it is (its ``_target_`` and that class's settings:
+``routing.iterations`` is the ``iterations`` of ``DynamicRouting``, which checks it), since each routing
+has settings of its own (``capsnet.nn.routing``). The config check (``capsnet.run.checks``) builds these
+objects before anything runs, so a bad value fails in a second with one line naming the key.
 Plain dataclasses, no torch.
 """
 
 import itertools
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 PARAMETRISATIONS = ("paper", "official")
 # model.net's sizes: (lowest, highest). Far beyond the paper's; they bound what a file can ask for.
@@ -25,9 +30,37 @@ MAX_WIDTH = 65536  # of a decoder layer
 MAX_ITERATIONS = 100  # of a routing; the paper's is 3, and a file must not ask for 10^9
 MAX_PARAMETERS = 500_000_000  # 2 GB of float32 weights; the paper's network has 8.2M
 
+# The LightningModules whose model.net is a CapsNetConfig (named, not imported: this module has no torch).
+CAPSNET_MODULES = (
+    "capsnet.models.capsnet.CapsNetModule",
+    "capsnet.models.multimnist.MultiMNISTCapsNetModule",
+)
+
+Rules = dict[str, tuple[str, Callable[[object], bool]]]  # field -> (what is allowed, its test)
+
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_rules(config, group: str, rules: Rules) -> None:
+    for name, (allowed, test) in rules.items():
+        value = getattr(config, name)
+        if not test(value):
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ValueError(f"{group}.{name}={shown!r} is invalid; allowed: {allowed}")
+
+
+def from_dict(cls, group: str, values: dict, **others):
+    """``cls(**values, **others)``, with a key of ``values`` that ``cls`` does not have refused by name."""
+    known = {f.name for f in fields(cls)} - set(others)
+    if unknown := sorted(set(values) - known):
+        raise ValueError(f"{group}.{unknown[0]}: no such key (the {group} keys: {', '.join(sorted(known))})")
+    return cls(**values, **others)
 
 
 @dataclass(frozen=True)
@@ -36,16 +69,41 @@ class DecoderConfig:
 
     hidden: tuple[int, ...] = (512, 1024)
     alpha: float = 0.0005
+    RULES: ClassVar[Rules] = {
+        "hidden": (
+            f"a list of integers from 1 to {MAX_WIDTH}",
+            lambda v: isinstance(v, tuple) and all(_is_int(n) and 1 <= n <= MAX_WIDTH for n in v),
+        ),
+        "alpha": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    }
+
+    def __post_init__(self):
+        object.__setattr__(
+            self, "hidden", tuple(self.hidden) if isinstance(self.hidden, list) else self.hidden
+        )
+        _check_rules(self, "decoder", self.RULES)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """``conf/loss``: the margin loss (eq. 4) and its weight in the total."""
+    """``conf/loss``: the margin loss (eq. 4) and its weight in the total (``decoder.alpha`` weighs the
+    reconstruction's)."""
 
     margin_weight: float = 1.0
     m_plus: float = 0.9
     m_minus: float = 0.1
     absent_weight: float = 0.5  # lambda
+    RULES: ClassVar[Rules] = {
+        "margin_weight": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+        "m_plus": ("a number > 0 and <= 1", lambda v: _is_number(v) and 0 < v <= 1),
+        "m_minus": ("a number >= 0 and <= 1", lambda v: _is_number(v) and 0 <= v <= 1),
+        "absent_weight": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    }
+
+    def __post_init__(self):
+        _check_rules(self, "loss", self.RULES)
+        if self.m_minus >= self.m_plus:
+            raise ValueError(f"loss.m_minus={self.m_minus} must be below loss.m_plus={self.m_plus}")
 
 
 @dataclass(frozen=True)
@@ -74,14 +132,15 @@ class CapsNetConfig:
         }
     )
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    RULES: ClassVar[Rules] = {
+        "weight_init_std": ("a number > 0", lambda v: _is_number(v) and v > 0),
+        "parametrisation": (" or ".join(PARAMETRISATIONS), lambda v: v in PARAMETRISATIONS),
+    }
 
     def __post_init__(self):
         """The ranges of the sizes, checked before anything is allocated: the same for the command line
         and for a checkpoint's hyperparameters (a stranger's file must not exhaust memory or time)."""
-        if self.parametrisation not in PARAMETRISATIONS:
-            raise ValueError(
-                f"model.net.parametrisation={self.parametrisation!r}; allowed: {', '.join(PARAMETRISATIONS)}"
-            )
+        _check_rules(self, "model.net", self.RULES)
         image = self.image_shape
         if not (len(image) == 3 and all(_is_int(n) for n in image) and 1 <= image[0] <= 4):
             raise ValueError(f"model.net.image_shape={list(image)}: [channels (1 to 4), height, width]")
@@ -89,8 +148,6 @@ class CapsNetConfig:
             value = getattr(self, name)
             if not (_is_int(value) and low <= value <= high):
                 raise ValueError(f"model.net.{name}={value!r}: an integer from {low} to {high}")
-        if not all(_is_int(n) and 1 <= n <= MAX_WIDTH for n in self.decoder.hidden):
-            raise ValueError(f"decoder.hidden={list(self.decoder.hidden)}: integers from 1 to {MAX_WIDTH}")
         if (parameters := self.parameter_count()) > MAX_PARAMETERS:
             raise ValueError(f"model.net: {parameters:,} parameters; at most {MAX_PARAMETERS:,}")
 
@@ -111,5 +168,5 @@ class CapsNetConfig:
     def from_groups(cls, net: dict, routing: dict, decoder: dict) -> "CapsNetConfig":
         """From the config groups as plain dicts (what checkpoints store as hyperparameters)."""
         net = {**net, "image_shape": tuple(net.get("image_shape", cls.image_shape))}
-        decoder = {**decoder, "hidden": tuple(decoder.get("hidden", DecoderConfig.hidden))}
-        return cls(**net, routing=dict(routing), decoder=DecoderConfig(**decoder))
+        decoder = from_dict(DecoderConfig, "decoder", decoder)
+        return from_dict(cls, "model.net", net, routing=dict(routing), decoder=decoder)

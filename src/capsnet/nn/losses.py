@@ -18,6 +18,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from capsnet.nn.config import DecoderConfig, LossConfig
+
 
 def margin_loss(
     lengths: torch.Tensor,
@@ -44,18 +46,15 @@ class LossTerms(NamedTuple):
 
 
 class CapsuleLoss(nn.Module):
-    def __init__(
-        self,
-        margin_weight: float = 1.0,
-        alpha: float = 0.0005,
-        m_plus: float = 0.9,
-        m_minus: float = 0.1,
-        absent_weight: float = 0.5,
-    ):
+    """``margin_weight * margin + alpha * reconstruction``, with the ``loss`` group's settings and
+    ``decoder.alpha``."""
+
+    def __init__(self, loss: LossConfig | None = None, alpha: float = DecoderConfig.alpha):
         super().__init__()
-        self.margin_weight = margin_weight
+        self.config = loss = loss or LossConfig()
+        self.margin_weight = loss.margin_weight
         self.alpha = alpha  # decoder.alpha
-        self.m_plus, self.m_minus, self.absent_weight = m_plus, m_minus, absent_weight
+        self.m_plus, self.m_minus, self.absent_weight = loss.m_plus, loss.m_minus, loss.absent_weight
 
     def forward(
         self,

@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from capsnet.errors import ConfigError
-from capsnet.nn.config import MAX_ITERATIONS, PARAMETRISATIONS
+from capsnet.nn.config import CAPSNET_MODULES, MAX_ITERATIONS, CapsNetConfig, LossConfig, from_dict
 from capsnet.ops.hydra_runtime import in_multirun
 
 
@@ -70,7 +70,12 @@ POSIX_SIGNALS = {
     "SIGPIPE", "SIGALRM", "SIGCHLD", "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
     "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
 }  # fmt: skip
-REQUEUE_SIGNALS = (POSIX_SIGNALS | {s.name for s in signal.Signals}) - {"SIGTERM", "SIGINT", "SIGKILL", "SIGSTOP"}
+REQUEUE_SIGNALS = (POSIX_SIGNALS | {s.name for s in signal.Signals}) - {
+    "SIGTERM",
+    "SIGINT",
+    "SIGKILL",
+    "SIGSTOP",
+}
 
 RULES: tuple[Rule, ...] = (
     Rule(  # the routings that iterate
@@ -80,16 +85,6 @@ RULES: tuple[Rule, ...] = (
         optional=True,
     ),
     boolean("routing.detach_inner", optional=True),
-    number_in("decoder.alpha", 0.0),
-    Rule(
-        "decoder.hidden",
-        "a list of integers >= 1",
-        lambda v: isinstance(v, list) and all(_is_int(x) and x >= 1 for x in v),
-    ),
-    number_in("loss.margin_weight", 0.0),
-    number_in("loss.m_plus", 0.0, 1.0, open_low=True),
-    number_in("loss.m_minus", 0.0, 1.0),
-    number_in("loss.absent_weight", 0.0),
     int_at_least("data.batch_size", 1),
     int_at_least("batch_size", 1, optional=True),  # predict.yaml
     int_at_least("data.eval_batch_size", 1, optional=True),
@@ -102,8 +97,6 @@ RULES: tuple[Rule, ...] = (
     number_in("model.optimizer.lr", 0.0, open_low=True, optional=True),
     number_in("model.scheduler.decay_rate", 0.0, 1.0, open_low=True, optional=True),
     int_at_least("model.scheduler.decay_steps", 1, optional=True),
-    number_in("model.net.weight_init_std", 0.0, open_low=True, optional=True),
-    Rule("model.net.parametrisation", "paper or official", lambda v: v in PARAMETRISATIONS, optional=True),
     Rule(
         "trainer.max_epochs",
         "an integer >= 1, or -1 for no limit (then trainer.max_steps ends the run); 0 trains nothing",
@@ -160,6 +153,24 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _plain(cfg: DictConfig, key: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
+
+
+def _check_model_settings(cfg: DictConfig) -> None:
+    """The model's groups, built as the typed configs the model takes (``capsnet.nn.config``): their
+    range rules live beside their fields, and the first broken one names the key."""
+    try:
+        if "loss" in cfg:
+            from_dict(LossConfig, "loss", _plain(cfg, "loss"))
+        if OmegaConf.select(cfg, "model._target_") in CAPSNET_MODULES:
+            CapsNetConfig.from_groups(
+                _plain(cfg, "model.net"), _plain(cfg, "routing"), _plain(cfg, "decoder")
+            )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def validates(cfg: DictConfig) -> bool:
     """Whether a training run has a validation loop: data.val_size=0 (the paper's protocol) has none,
     unless it validates on the test set by name."""
@@ -171,9 +182,7 @@ def check_config(cfg: DictConfig) -> None:
     for rule in RULES:
         if rule.key.split(".")[0] in cfg:  # predict.yaml, say, has no data, routing or trainer groups
             rule.check(cfg)
-    m_plus, m_minus = OmegaConf.select(cfg, "loss.m_plus"), OmegaConf.select(cfg, "loss.m_minus")
-    if m_plus is not None and m_minus is not None and m_minus >= m_plus:
-        raise ConfigError(f"loss.m_minus={m_minus} must be below loss.m_plus={m_plus}")
+    _check_model_settings(cfg)
     if OmegaConf.select(cfg, "logger.tensorboard") and not any(
         importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")
     ):

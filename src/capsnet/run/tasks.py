@@ -5,7 +5,6 @@ Workarounds for Lightning inside Hydra are in ``capsnet.run.workarounds``, named
 around; which checkpoint to resume, in ``capsnet.run.checkpoints``.
 """
 
-import inspect
 import json
 import logging
 import sys
@@ -37,7 +36,6 @@ from capsnet.run.workarounds import (
 log = logging.getLogger(__name__)
 
 # Top-level config groups that a model class takes by name when its constructor has them (the CapsNet).
-MODEL_GROUPS = ("routing", "decoder", "loss")
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -162,11 +160,10 @@ def start(cfg: DictConfig) -> None:
 
 
 def build_model(cfg: DictConfig) -> L.LightningModule:
-    """``model``, given the ``MODEL_GROUPS`` its class takes: ``routing.iterations`` reaches the CapsNet
-    as ``routing["iterations"]``, and the resolved config holds it once."""
+    """``model``, given the config groups its class names in ``CONFIG_GROUPS``: ``routing.iterations``
+    reaches the CapsNet as ``routing["iterations"]``, and the resolved config holds it once."""
     model_class = hydra.utils.get_class(cfg.model._target_)
-    takes = inspect.signature(model_class).parameters
-    groups = {name: cfg[name] for name in MODEL_GROUPS if name in takes and name in cfg}
+    groups = {name: cfg[name] for name in getattr(model_class, "CONFIG_GROUPS", ())}
     return hydra.utils.instantiate(cfg.model, **groups)
 
 

@@ -97,7 +97,7 @@ def _small_checkpoint() -> dict:
         ),
         (
             lambda c: c["hyper_parameters"]["net"].update(from_a_newer_version=1),
-            "unexpected keyword argument 'from_a_newer_version'",
+            "model.net.from_a_newer_version: no such key",
         ),
         (
             lambda c: c["state_dict"].update({"net.conv.bias": torch.zeros(7)}),

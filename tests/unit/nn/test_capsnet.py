@@ -48,7 +48,9 @@ def test_official_primary_capsules_scale_the_votes_by_one_over_32_before_the_bia
 
 
 def test_an_unknown_parametrisation_is_refused():
-    with pytest.raises(ValueError, match=r"parametrisation='tf'; allowed: paper, official"):
+    with pytest.raises(
+        ValueError, match=r"model.net.parametrisation='tf' is invalid; allowed: paper or official"
+    ):
         CapsNetConfig(parametrisation="tf")
 
 

@@ -2,6 +2,7 @@
 
 import torch
 
+from capsnet.nn.config import LossConfig
 from capsnet.nn.losses import CapsuleLoss, margin_loss, reconstruction_loss
 
 
@@ -26,7 +27,7 @@ def test_reconstruction_loss_sums_pixels_and_averages_batch():
 def test_total_weights_terms():
     lengths, targets = torch.tensor([[0.2, 0.7]]), torch.tensor([[1.0, 0.0]])
     images, reconstructions = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
-    terms = CapsuleLoss(margin_weight=2.0, alpha=0.5)(lengths, targets, reconstructions, images)
+    terms = CapsuleLoss(LossConfig(margin_weight=2.0), alpha=0.5)(lengths, targets, reconstructions, images)
     assert torch.isclose(terms.total, 2.0 * terms.margin + 0.5 * terms.reconstruction)
     assert torch.isclose(terms.reconstruction, torch.tensor(4.0))
 
@@ -44,6 +45,6 @@ def test_loss_official_is_the_official_codes_margin_loss_beside_the_same_reconst
     present = targets * (logits < margin) * (logits - margin).pow(2)
     absent = (1 - targets) * (logits > -margin) * (logits + margin).pow(2)
     official_margin = (0.5 * present + 0.5 * 0.5 * absent).mean()
-    terms = CapsuleLoss(alpha=0.0005, **loss)(lengths, targets, reconstructions, images)
+    terms = CapsuleLoss(LossConfig(**loss), alpha=0.0005)(lengths, targets, reconstructions, images)
     expected = official_margin + 0.0005 * terms.reconstruction
     assert torch.isclose(terms.total, expected, rtol=1e-6)

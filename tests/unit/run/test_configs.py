@@ -155,6 +155,10 @@ def test_any_schedule_and_the_official_loss_compose_with_the_paper_experiments(e
         ("trainer.precision=8", "trainer.precision"),
         ("model.optimizer.lr=0", "model.optimizer.lr"),
         ("malloc_mmap_threshold=-1", "malloc_mmap_threshold"),
+        ("model.net.weight_init_std=0", "model.net.weight_init_std"),
+        ("+loss.margin=2", "loss.margin: no such key"),  # added keys bypass Hydra's struct mode
+        ("+decoder.dropout=0.1", "decoder.dropout: no such key"),
+        ("+model.net.capsule_dim=8", "model.net.capsule_dim: no such key"),
     ],
 )
 def test_validation_names_the_key(override, key):
