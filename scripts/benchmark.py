@@ -37,6 +37,7 @@ skip_triton_on_cpu(True)  # as src/train.py does with its default `skip_triton_o
 import hydra  # noqa: E402
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
+import torch._inductor.config  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -116,12 +117,13 @@ def training_flops_per_image(model, batch, precision: str) -> float:
 
 
 def profile_training_step(model, batch, precision: str, rows: int = 15) -> str:
-    """Where a training step's time goes: torch's profiler over one forward + backward + Adam step
-    of the module's own loss (after one unprofiled step), the top ``rows`` operators by self time."""
+    """Where a training step's time goes: torch's profiler over one forward + backward + optimizer step
+    of the module's own loss and optimizer (after one unprofiled step), the top ``rows`` operators by
+    self time."""
     from torch.profiler import ProfilerActivity, profile
 
     dtype = AUTOCAST_DTYPES.get(precision)
-    optimizer = torch.optim.Adam(model.parameters())
+    optimizer = hydra.utils.instantiate(model.hparams.optimizer, params=model.parameters())
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if batch[0].is_cuda else [])
 
     def step():
@@ -176,6 +178,8 @@ def main() -> None:
     args = parser.parse_args()
 
     # The run's folder holds nothing worth keeping; it is removed when `scratch` is collected.
+    if args.profile and args.compile:  # each compiled CPU kernel its own row (a few µs a call)
+        torch._inductor.config.cpp.enable_kernel_profile = True
     scratch = tempfile.TemporaryDirectory(prefix="capsnet-bench-")
     cfg = compose_config(args, scratch.name)
     set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
