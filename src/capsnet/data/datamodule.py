@@ -16,17 +16,13 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, Dataset
 
-from capsnet.data.affine import AffineRanges, affine_test_set
 from capsnet.data.augment import random_shift
 from capsnet.data.files import DatasetFiles, ensure_files, load_split
-from capsnet.data.multimnist import cached_pair_table, compose_pairs
 from capsnet.data.sampler import EpochPermutationSampler
 from capsnet.errors import ConfigError
 
@@ -157,12 +153,7 @@ class MNISTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", "validate", None) and self.train_set is None:
             images, labels = self._tensors("train")
-            if not 0 <= self.val_size < len(labels):
-                raise ConfigError(f"data.val_size={self.val_size} must be in [0, {len(labels) - 1}]")
-            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
-            val_index, train_index = order[: self.val_size], order[self.val_size :]
-            if self.train_subset is not None:
-                train_index = train_index[: self.train_subset]
+            val_index, train_index = self.split(len(labels))
             if self.batch_size > len(train_index):  # 100,000 on the full set would ask for ~22 GB
                 raise ConfigError(
                     f"data.batch_size={self.batch_size} is more than the {len(train_index):,} training "
@@ -179,6 +170,17 @@ class MNISTDataModule(L.LightningDataModule):
             log.info("train %d / val %d images", len(self.train_set), len(self.val_set or ()))
         if stage in ("test", "predict", None) and self.test_set is None:
             self.test_set = InMemoryImages(*self._tensors("test"))
+
+    def split(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(validation, training) indices of the ``count`` training images: ``val_size`` held out
+        (seeded by ``split_seed``), the training share cut to ``train_subset`` if given."""
+        if not 0 <= self.val_size < count:
+            raise ConfigError(f"data.val_size={self.val_size} must be in [0, {count - 1}]")
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(self.split_seed))
+        val_index, train_index = order[: self.val_size], order[self.val_size :]
+        if self.train_subset is not None:
+            train_index = train_index[: self.train_subset]
+        return val_index, train_index
 
     def _tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = load_split(self.spec, split)
@@ -240,125 +242,10 @@ class MNISTDataModule(L.LightningDataModule):
         return images, labels
 
 
-def _refuse_test_set_validation(datamodule: MNISTDataModule) -> None:
+def refuse_test_set_validation(datamodule: MNISTDataModule) -> None:
     """For modules whose test set is not plain MNIST: validation needs a held-out split, or none."""
     if datamodule.validate_on_test:
         raise ConfigError(
             f"data.validate_on_test=true is for MNIST and Fashion-MNIST only; {type(datamodule).__name__} "
             f"validates on a held-out split (data.val_size >= 1) or not at all (data.val_size=0)"
         )
-
-
-class AffineMNISTDataModule(MNISTDataModule):
-    """MNIST on a larger black canvas (paper section 5.2), tested on the generated affNIST proxy.
-
-    Training and validation digits are centred on a ``canvas`` x ``canvas`` background and, in
-    training, placed at random (``shift_pixels`` = 6 on 40x40: anywhere on the canvas); the test set
-    is ``capsnet.data.affine``'s proxy (``affine_test=true``), or the centred MNIST test digits
-    (``affine_test=false``: the clean accuracy to compare models at).
-    """
-
-    def __init__(self, canvas: int = 40, affine_test: bool = True, affine: dict | None = None, **kwargs):
-        image_shape = kwargs.pop("image_shape", (1, canvas, canvas))
-        if tuple(image_shape) != (1, canvas, canvas):
-            raise ConfigError(
-                f"data.image_shape={list(image_shape)} must be [1, {canvas}, {canvas}] (data.canvas)"
-            )
-        super().__init__(image_shape=(1, 28, 28), **kwargs)  # the files' shape
-        _refuse_test_set_validation(self)
-        self.canvas, self.affine_test = canvas, affine_test
-        affine = dict(affine or {})
-        self.affine_seed = affine.pop("seed", 0)
-        self.affine_ranges = AffineRanges(**affine)
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in ("test", "predict", None) and self.test_set is None and self.affine_test:
-            images, labels = load_split(self.spec, "test")
-            moved, labels, _ = affine_test_set(
-                Path(self.spec.root) / "affNIST_proxy",
-                images,
-                labels,
-                self.affine_seed,
-                self.affine_ranges,
-                self.canvas,
-            )
-            self.test_set = InMemoryImages(
-                torch.from_numpy(moved).unsqueeze(1), torch.from_numpy(labels.astype("int64"))
-            )
-        super().setup(stage)
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
-        margin = self.canvas - images.shape[-1]
-        if margin:  # a 28x28 digit: centre it on the canvas
-            before = margin // 2
-            images = F.pad(images, (before, margin - before, before, margin - before))
-        return super().on_after_batch_transfer((images, labels), dataloader_idx)
-
-
-class PairedDigits(Dataset):
-    """MultiMNIST examples as (first digit, second digit, shifts, labels [2]); composed on the device."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, table: dict[str, np.ndarray]):
-        self.digits, self.labels = images.view(len(images), *images.shape[-2:]), labels
-        self.first, self.second = torch.from_numpy(table["first"]), torch.from_numpy(table["second"])
-        self.shifts = torch.from_numpy(table["shifts"])
-
-    def __len__(self) -> int:
-        return len(self.first)
-
-    def __getitem__(self, index: int):
-        return self.__getitems__([index])
-
-    def __getitems__(self, indices: list[int]):
-        index = torch.as_tensor(indices)
-        first, second = self.first[index], self.second[index]
-        labels = torch.stack([self.labels[first], self.labels[second]], dim=1)
-        return self.digits[first], self.digits[second], self.shifts[index], labels
-
-
-class MultiMNISTDataModule(MNISTDataModule):
-    """MultiMNIST pairs (``capsnet.data.multimnist``) built within each split: training pairs from the
-    training digits, validation pairs from the held-out ones, test pairs from the test set.
-
-    Batches are ``(overlays [B, 1, 36, 36], labels [B, 2], digits alone [B, 2, 1, 36, 36])``.
-    """
-
-    def __init__(self, pairs_per_digit: int = 2, eval_pairs_per_digit: int = 1, pair_seed: int = 0, **kwargs):
-        kwargs.pop("image_shape", None)
-        super().__init__(image_shape=(1, 28, 28), **kwargs)  # the files' shape
-        _refuse_test_set_validation(self)
-        self.pairs_per_digit, self.eval_pairs_per_digit, self.pair_seed = (
-            pairs_per_digit,
-            eval_pairs_per_digit,
-            pair_seed,
-        )
-
-    def _pairs(self, images, labels, members, pairs: int, split: str) -> PairedDigits:
-        digits, digit_labels = images[members], labels[members]
-        table = cached_pair_table(
-            Path(self.spec.root) / "MultiMNIST", digit_labels.numpy(), pairs, self.pair_seed, split
-        )
-        return PairedDigits(digits, digit_labels, table)
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in ("fit", "validate", None) and self.train_set is None:
-            images, labels = self._tensors("train")
-            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
-            val_index, train_index = order[: self.val_size], order[self.val_size :]
-            if self.train_subset is not None:
-                train_index = train_index[: self.train_subset]
-            self.train_set = self._pairs(images, labels, train_index, self.pairs_per_digit, "train")
-            if self.val_size:
-                self.val_set = self._pairs(images, labels, val_index, self.eval_pairs_per_digit, "val")
-            log.info("MultiMNIST: train %d / val %d pairs", len(self.train_set), len(self.val_set or ()))
-        if stage in ("test", "predict", None) and self.test_set is None:
-            images, labels = self._tensors("test")
-            self.test_set = self._pairs(
-                images, labels, torch.arange(len(labels)), self.eval_pairs_per_digit, "test"
-            )
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        first, second, shifts, labels = batch
-        overlays, alone = compose_pairs(first.float().div_(255.0), second.float().div_(255.0), shifts)
-        return overlays, labels, alone

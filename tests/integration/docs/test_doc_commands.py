@@ -11,7 +11,6 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -96,5 +95,5 @@ def test_each_script_command_names_a_script_and_its_flags(where, folder, script,
 
 
 def test_a_renamed_key_is_caught():
-    with pytest.raises(Exception, match="routing.iteration"):
+    with pytest.raises(Exception, match=r"routing\.iteration"):
         compose_config("train", _overrides("routing.iteration=3"))

@@ -6,9 +6,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from capsnet.data.affine_datamodule import AffineMNISTDataModule
 from capsnet.data.augment import random_shift
-from capsnet.data.datamodule import AffineMNISTDataModule, MNISTDataModule, MultiMNISTDataModule
+from capsnet.data.datamodule import MNISTDataModule
 from capsnet.data.files import DatasetFiles
+from capsnet.data.multimnist_datamodule import MultiMNISTDataModule
 from tests.helpers import FILE_NAMES, write_synthetic_mnist
 
 
@@ -117,3 +119,17 @@ def test_a_mid_epoch_resume_with_another_data_geometry_is_refused_by_name(tmp_pa
         module.load_state_dict({"examples_done_in_epoch": 16, **same, **saved})
     module.load_state_dict({"examples_done_in_epoch": 0, **same, **saved})  # an epoch's end: any geometry
     assert module._resume_skip == 0
+
+
+def test_multimnist_refuses_an_image_shape_that_is_not_its_canvas(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"data.image_shape=\[1, 28, 28\] must be \[1, 36, 36\] for MultiMNIST"
+    ):
+        MultiMNISTDataModule(data_dir=str(tmp_path), image_shape=[1, 28, 28])
+
+
+@pytest.mark.parametrize("module_class", [MNISTDataModule, MultiMNISTDataModule])
+def test_every_datamodule_checks_the_held_out_size(tmp_path, module_class):
+    module = module_class(data_dir=str(tmp_path), val_size=40)
+    with pytest.raises(ValueError, match=r"data.val_size=40 must be in \[0, 39\]"):
+        module.split(40)
