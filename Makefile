@@ -2,24 +2,31 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 # Tracking servers for the opt-in server tests only: test tools, each in a venv of its own, never dependencies.
 OPENWANDB := .venv-wandb-server/bin/openwandb
 MLFLOW := .venv-mlflow-server/bin/mlflow
 
-.PHONY: help install train eval test test-fast test-all test-tracking-servers gpu-bundle gpu-check lint benchmark clean
+.PHONY: help install lock train eval test test-fast test-all test-tracking-servers gpu-bundle gpu-check lint benchmark clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "capsnet needs Python >= 3.10; set PYTHON=/path/to/python3.x"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)  ## create .venv and install the project (once; again when pyproject.toml changes)
+install: $(STAMP)  ## create .venv and install the project, every package at constraints.txt's version
+
+lock:  ## regenerate constraints.txt: what a fresh install of the project and its extras resolves to today
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	{ echo "# Every package make install and CI install, at the version tested; regenerate with make lock."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .venv-lock
 
 train: $(STAMP)  ## train with the default config; overrides in ARGS="routing.iterations=1 ..."
 	$(BIN)/python src/train.py $(ARGS)
