@@ -6,6 +6,7 @@ becomes a ``ConfigError`` whose one-line message names the key, the value given 
 """
 
 import importlib.util
+import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,6 +118,12 @@ RULES: tuple[Rule, ...] = (
         optional=True,
     ),
     Rule("invert", "auto, true or false", lambda v: str(v).lower() in ("auto", "true", "false"), True),
+    Rule(  # predict.yaml
+        "device",
+        "auto, cpu, cuda, cuda:<index> or mps",
+        lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None,
+        optional=True,
+    ),
     number_in("callbacks.stop_at_accuracy.target", 0.0, 1.0, optional=True),
     Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
     Rule(

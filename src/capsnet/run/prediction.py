@@ -35,8 +35,21 @@ class Prediction:
 
 
 @torch.no_grad()
+def resolve_device(device: str) -> torch.device:
+    """``auto``: the GPU (CUDA, then Apple's MPS) when there is one, else the CPU; otherwise as given."""
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@torch.inference_mode()
 def predict(model, files: list[Path], output_dir: Path, invert: str = "auto", batch_size: int = 256):
-    """Classify every file, ``batch_size`` images a forward pass; results in the order of ``files``."""
+    """Classify every file, ``batch_size`` images a forward pass, on the model's device; results in the
+    order of ``files``."""
     model.eval()
     image_shape = tuple(model.hparams.net["image_shape"])
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -52,8 +65,9 @@ def predict(model, files: list[Path], output_dir: Path, invert: str = "auto", ba
         batch = readable[start : start + batch_size]
         images = torch.stack([image for _, image in batch]).to(model.device)
         output = model(images)
-        scores = model.scores(output).float()
+        scores = model.scores(output).float().cpu()
         reconstructions = getattr(output, "reconstructions", None)
+        reconstructions = None if reconstructions is None else reconstructions.float().cpu()
         if reconstructions is None:  # the baseline: logits to probabilities
             scores = scores.softmax(dim=1)
         for row, (result, image) in enumerate(batch):

@@ -130,12 +130,14 @@ def predict(cfg: DictConfig) -> list:
     be read are reported one a line and end the run with exit code 2, after the others are classified."""
     from capsnet.data.image_files import input_files
     from capsnet.run.prediction import predict as classify
-    from capsnet.run.prediction import save_predictions, show_predictions
+    from capsnet.run.prediction import resolve_device, save_predictions, show_predictions
 
     files, skipped = input_files(cfg.input)
     for path in skipped:
         log.warning("%s: not a regular file, skipped", path)
-    model = load_classifier(cfg.ckpt_path)
+    device = resolve_device(cfg.get("device", "auto"))
+    model = load_classifier(cfg.ckpt_path).to(device)
+    log.info("Classifying on %s", device)
     output_dir = Path(cfg.paths.output_dir)
     results = classify(model, files, output_dir, invert=str(cfg.invert).lower(), batch_size=cfg.batch_size)
     csv_path, _ = save_predictions(results, output_dir)

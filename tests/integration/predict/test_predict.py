@@ -26,6 +26,7 @@ def test_predict_converts_classifies_and_reconstructs(trained_capsnet, tmp_path)
     )
     assert result.code == 0, result.output[-3000:]
     said = result.output
+    assert "Classifying on cpu" in said  # device=auto without a GPU
     assert "converted from RGB to greyscale; resized from 64x80 to 28x28; inverted" in said
     assert f"{folder / 'one.png'}\t" in said
     for name in ("one.png", "blank.png"):
@@ -73,6 +74,15 @@ def test_invert_takes_auto_true_or_false_only(trained_capsnet, tmp_path):
     overrides = [f"ckpt_path={trained_capsnet.last}", f"input={tmp_path / 'one.png'}", "invert=ture"]
     result = run_in_process("predict", overrides, tmp_path / "out")
     assert result.code == 2 and "invert='ture' is invalid; allowed: auto, true or false" in result.output
+
+
+def test_device_takes_auto_cpu_cuda_or_mps_only(trained_capsnet, tmp_path):
+    overrides = [f"ckpt_path={trained_capsnet.last}", f"input={tmp_path}", "device=gpu0"]
+    result = run_in_process("predict", overrides, tmp_path / "out")
+    assert (
+        result.code == 2
+        and "device='gpu0' is invalid; allowed: auto, cpu, cuda, cuda:<index> or mps" in result.output
+    )
 
 
 def test_names_at_the_file_systems_limits_lose_nothing(trained_capsnet, tmp_path):
