@@ -10,7 +10,7 @@ convolution: the input with batch and channels swapped, convolved with the outpu
                    = conv2d(X^T, G^T, dilation=s)[c, o, p, q]
 
 For the PrimaryCaps layer (256 -> 256 channels, 9x9, stride 2), oneDNN's forward kernel computes
-it much faster than its backward-weights kernel on the CPU (figures: README, Speed). The input
+it much faster than its backward-weights kernel on the CPU (figures: docs/speed.md). The input
 gradient and the bias gradient are PyTorch's own. On other devices (cuDNN has fast backward kernels)
 the layer is a plain Conv2d.
 """

@@ -2,7 +2,7 @@
 
 1. Huge pages (``huge_pages``, default true): PyTorch's CPU allocator puts large tensors on
    transparent huge pages (its ``THP_MEM_ALLOC_ENABLE=1``): fewer page faults and TLB misses, at the
-   same peak memory (README, Speed). Needs the kernel's THP in ``madvise`` or ``always`` mode
+   same peak memory (docs/speed.md). Needs the kernel's THP in ``madvise`` or ``always`` mode
    (``/sys/kernel/mm/transparent_hugepage/enabled``); harmless otherwise.
 
 2. A fixed mmap threshold (``malloc_mmap_threshold``): which freed buffers go back to the OS.
@@ -17,7 +17,7 @@ value as the trim threshold keeps that much free memory at the heap's top betwee
 - 1 MiB (the default): every large tensor is a fresh mapping, returned on free: the lowest peak
   memory, at the cost of zeroing fresh pages for each one (cheap with huge pages, not free);
 - 1 GiB (``experiment=fast_cpu``, ``paper_short``): every tensor is carved from the heap, and a step
-  reuses the previous step's memory as it is: faster, at a higher peak (README, Speed).
+  reuses the previous step's memory as it is: faster, at a higher peak (docs/speed.md).
 
 3. No Triton without a GPU (``skip_triton_on_cpu``, default true). The index's torch is a CUDA build,
    and importing torchvision (which Lightning's torchmetrics does) imports ``torch._dynamo``, which

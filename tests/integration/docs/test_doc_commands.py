@@ -97,3 +97,11 @@ def test_each_script_command_names_a_script_and_its_flags(where, folder, script,
 def test_a_renamed_key_is_caught():
     with pytest.raises(Exception, match=r"routing\.iteration"):
         compose_config("train", _overrides("routing.iteration=3"))
+
+
+def test_the_python_example_classifies_with_a_real_checkpoint(trained_capsnet, capsys):
+    (example,) = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+    shown_path = re.search(r'load_classifier\("([^"]+)"\)', example).group(1)
+    exec(example.replace(shown_path, str(trained_capsnet.last)), {})  # the README of this repository
+    printed = capsys.readouterr().out
+    assert re.fullmatch(r"tensor\(\[(\d, ){7}\d\]\)\n", printed), printed  # 8 classes, one per image
