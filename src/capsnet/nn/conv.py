@@ -72,7 +72,7 @@ class FastWeightGradConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.device.type != "cpu" or not torch.is_grad_enabled():
+        if inputs.device.type != "cpu" or not torch.is_grad_enabled() or torch.compiler.is_exporting():
             return super().forward(inputs)
         return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
 
@@ -82,7 +82,7 @@ class PatchMatmulConv2d(nn.Conv2d):
     matmul over the input's patches (im2col), for a layer with few input channels such as Conv1 (1 -> 256,
     9x9): there oneDNN's convolution kernels, forward and weight gradient, are far from the matmul rate,
     while the patches of a one-channel image are small (81 values per output position). Same
-    parameters, same state dict, same function; a plain Conv2d on other devices.
+    parameters, same state dict, same function; a plain Conv2d on other devices and when exported.
 
         out[b, :, y, x] = W [O, C*k*k] @ patch[b, :, y, x] + bias     patch: the C x k x k input window
     """
@@ -91,7 +91,7 @@ class PatchMatmulConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.device.type != "cpu":
+        if inputs.device.type != "cpu" or torch.compiler.is_exporting():  # exported: the portable op
             return super().forward(inputs)
         batch, _, height, width = inputs.shape
         kernel = self.kernel_size[0]

@@ -32,6 +32,7 @@ This module also holds what every routing shares: the protocol (``Routing``), an
 which makes the routing a ``conf/routing/<name>.yaml`` names by its ``_target_``.
 """
 
+import contextlib
 import importlib
 from typing import NamedTuple
 
@@ -114,7 +115,7 @@ class DynamicRouting(Routing):
         """capsules u: [B, I, K]; weight W: [I, K, J, D] (W_ij is weight[i, :, j, :] transposed);
         bias b: [J, D] or None."""
         # Routing is <1% of the step's FLOPs: float32 (autocast off) keeps agreements exact under bf16.
-        with torch.autocast(capsules.device.type, enabled=False):
+        with autocast_off(capsules.device.type):
             bias = None if bias is None else bias.float()
             return self._route(capsules.float(), weight.float(), bias)
 
@@ -157,6 +158,13 @@ def _summed_votes(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """sum_i W_ij u_i: u [B, K, I], w [K*I, J, D] -> [B, J, D]."""
     batch, rows = u.shape[0], w.shape[0]
     return (u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, *w.shape[1:])
+
+
+def autocast_off(device_type: str):
+    """Autocast turned off where it is on (routing computes in float32); nothing otherwise, so that an
+    exported network carries no autocast region."""
+    enabled = torch.is_autocast_enabled(device_type)
+    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()
 
 
 def _recomputed(fn, *args: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from capsnet.nn.routing import (
     _recomputed,
     _summed_votes,
     _weighted_sum,
+    autocast_off,
     component_major,
 )
 from capsnet.nn.squash import squash
@@ -44,7 +45,7 @@ class SelfAttentionRouting(Routing):
         self, capsules: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
     ) -> RoutingResult:
         """capsules u: [B, I, K]; weight W: [I, K, J, D]; bias b: [J, D] or None."""
-        with torch.autocast(capsules.device.type, enabled=False):  # float32, as Procedure 1
+        with autocast_off(capsules.device.type):  # float32, as Procedure 1
             parent_dim = weight.shape[-1]
             u, w = component_major(capsules.float(), weight.float())  # [B, K, I], [K*I, J, D]
             totals = _summed_votes(u, w)  # t_j, [B, J, D]
