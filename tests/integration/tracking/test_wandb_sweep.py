@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import yaml
+from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 from wandb.sdk.lib.config_util import save_config_file_from_dict
 
@@ -80,3 +81,21 @@ def test_a_run_started_by_an_agent_joins_the_sweep_and_reports_its_metric(tmp_pa
     assert 0.0 <= run.summary["val/acc_best"] <= 1.0  # the metric the sweep maximises
     logged = {key for row in run.history for key in row}
     assert any(key.startswith("gradients/net.") for key in logged)  # callbacks.wandb_watch
+
+
+def test_every_sweep_files_parameters_are_keys_the_config_has():
+    from tests.helpers import compose_config
+
+    for path in sorted((ROOT / "conf" / "wandb_sweeps").glob("*.yaml")):
+        sweep = yaml.safe_load(path.read_text())
+        assert sweep["program"] == "src/train.py" and "${args_no_hyphens}" in sweep["command"], path.name
+        first = {key: space["values"][0] if "values" in space else space.get("value", space.get("min"))
+                 for key, space in sweep["parameters"].items()}  # fmt: skip
+        cfg = compose_config("train", [f"{key}={value}" for key, value in first.items()])
+        for key, value in first.items():
+            assert OmegaConf.select(cfg, key) == value, (path.name, key)
+    grid = yaml.safe_load((ROOT / "conf" / "wandb_sweeps" / "grid.yaml").read_text())
+    runs = 1
+    for space in grid["parameters"].values():
+        runs *= len(space["values"])
+    assert grid["method"] == "grid" and runs == 18  # iterations x alpha x seed
