@@ -6,9 +6,13 @@ import torch
 import torch.nn.functional as F
 
 from capsnet.data.affine import AffineRanges, affine_test_set
-from capsnet.data.datamodule import InMemoryImages, MNISTDataModule, refuse_test_set_validation
+from capsnet.data.datamodule import (
+    InMemoryImages,
+    MNISTDataModule,
+    check_canvas_shape,
+    refuse_test_set_validation,
+)
 from capsnet.data.files import load_split
-from capsnet.errors import ConfigError
 
 
 class AffineMNISTDataModule(MNISTDataModule):
@@ -21,11 +25,7 @@ class AffineMNISTDataModule(MNISTDataModule):
     """
 
     def __init__(self, canvas: int = 40, affine_test: bool = True, affine: dict | None = None, **kwargs):
-        image_shape = kwargs.pop("image_shape", (1, canvas, canvas))
-        if tuple(image_shape) != (1, canvas, canvas):
-            raise ConfigError(
-                f"data.image_shape={list(image_shape)} must be [1, {canvas}, {canvas}] (data.canvas)"
-            )
+        check_canvas_shape(kwargs, canvas, "data.canvas")
         super().__init__(image_shape=(1, 28, 28), **kwargs)  # the files' shape
         refuse_test_set_validation(self)
         self.canvas, self.affine_test = canvas, affine_test

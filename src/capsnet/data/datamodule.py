@@ -249,3 +249,11 @@ def refuse_test_set_validation(datamodule: MNISTDataModule) -> None:
             f"data.validate_on_test=true is for MNIST and Fashion-MNIST only; {type(datamodule).__name__} "
             f"validates on a held-out split (data.val_size >= 1) or not at all (data.val_size=0)"
         )
+
+
+def check_canvas_shape(kwargs: dict, canvas: int, what: str) -> None:
+    """For modules that place 28x28 digits on a ``canvas`` x ``canvas`` image: ``data.image_shape`` (the
+    network's input; removed from ``kwargs``, the files' shape is 28x28) must be that canvas."""
+    image_shape = kwargs.pop("image_shape", (1, canvas, canvas))
+    if tuple(image_shape) != (1, canvas, canvas):
+        raise ConfigError(f"data.image_shape={list(image_shape)} must be [1, {canvas}, {canvas}] ({what})")

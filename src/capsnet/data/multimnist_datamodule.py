@@ -7,9 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from capsnet.data.datamodule import MNISTDataModule, refuse_test_set_validation
+from capsnet.data.datamodule import MNISTDataModule, check_canvas_shape, refuse_test_set_validation
 from capsnet.data.multimnist import CANVAS, cached_pair_table, compose_pairs
-from capsnet.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +42,7 @@ class MultiMNISTDataModule(MNISTDataModule):
     """
 
     def __init__(self, pairs_per_digit: int = 2, eval_pairs_per_digit: int = 1, pair_seed: int = 0, **kwargs):
-        image_shape = kwargs.pop("image_shape", (1, CANVAS, CANVAS))
-        if tuple(image_shape) != (1, CANVAS, CANVAS):
-            raise ConfigError(
-                f"data.image_shape={list(image_shape)} must be [1, {CANVAS}, {CANVAS}] for MultiMNIST"
-            )
+        check_canvas_shape(kwargs, CANVAS, "MultiMNIST's canvas")
         super().__init__(image_shape=(1, 28, 28), **kwargs)  # the files' shape
         refuse_test_set_validation(self)
         self.pairs_per_digit, self.eval_pairs_per_digit, self.pair_seed = (

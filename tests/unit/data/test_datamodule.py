@@ -123,7 +123,7 @@ def test_a_mid_epoch_resume_with_another_data_geometry_is_refused_by_name(tmp_pa
 
 def test_multimnist_refuses_an_image_shape_that_is_not_its_canvas(tmp_path):
     with pytest.raises(
-        ValueError, match=r"data.image_shape=\[1, 28, 28\] must be \[1, 36, 36\] for MultiMNIST"
+        ValueError, match=r"data.image_shape=\[1, 28, 28\] must be \[1, 36, 36\] \(MultiMNIST's canvas\)"
     ):
         MultiMNISTDataModule(data_dir=str(tmp_path), image_shape=[1, 28, 28])
 
