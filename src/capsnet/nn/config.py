@@ -39,12 +39,17 @@ CAPSNET_MODULES = (
 Rules = dict[str, tuple[str, Callable[[object], bool]]]  # field -> (what is allowed, its test)
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def invalid_value(key: str, value, allowed: str) -> str:
+    """The one-line message of every refused setting, here and in the config check."""
+    return f"{key}={value!r} is invalid; allowed: {allowed}"
 
 
 def _check_rules(config, group: str, rules: Rules) -> None:
@@ -52,7 +57,7 @@ def _check_rules(config, group: str, rules: Rules) -> None:
         value = getattr(config, name)
         if not test(value):
             shown = list(value) if isinstance(value, tuple) else value
-            raise ValueError(f"{group}.{name}={shown!r} is invalid; allowed: {allowed}")
+            raise ValueError(invalid_value(f"{group}.{name}", shown, allowed))
 
 
 def from_dict(cls, group: str, values: dict, **others):
@@ -72,9 +77,9 @@ class DecoderConfig:
     RULES: ClassVar[Rules] = {
         "hidden": (
             f"a list of integers from 1 to {MAX_WIDTH}",
-            lambda v: isinstance(v, tuple) and all(_is_int(n) and 1 <= n <= MAX_WIDTH for n in v),
+            lambda v: isinstance(v, tuple) and all(is_int(n) and 1 <= n <= MAX_WIDTH for n in v),
         ),
-        "alpha": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+        "alpha": ("a number >= 0", lambda v: is_number(v) and v >= 0),
     }
 
     def __post_init__(self):
@@ -94,10 +99,10 @@ class LossConfig:
     m_minus: float = 0.1
     absent_weight: float = 0.5  # lambda
     RULES: ClassVar[Rules] = {
-        "margin_weight": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
-        "m_plus": ("a number > 0 and <= 1", lambda v: _is_number(v) and 0 < v <= 1),
-        "m_minus": ("a number >= 0 and <= 1", lambda v: _is_number(v) and 0 <= v <= 1),
-        "absent_weight": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+        "margin_weight": ("a number >= 0", lambda v: is_number(v) and v >= 0),
+        "m_plus": ("a number > 0 and <= 1", lambda v: is_number(v) and 0 < v <= 1),
+        "m_minus": ("a number >= 0 and <= 1", lambda v: is_number(v) and 0 <= v <= 1),
+        "absent_weight": ("a number >= 0", lambda v: is_number(v) and v >= 0),
     }
 
     def __post_init__(self):
@@ -133,7 +138,7 @@ class CapsNetConfig:
     )
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     RULES: ClassVar[Rules] = {
-        "weight_init_std": ("a number > 0", lambda v: _is_number(v) and v > 0),
+        "weight_init_std": ("a number > 0", lambda v: is_number(v) and v > 0),
         "parametrisation": (" or ".join(PARAMETRISATIONS), lambda v: v in PARAMETRISATIONS),
     }
 
@@ -142,11 +147,11 @@ class CapsNetConfig:
         and for a checkpoint's hyperparameters (a stranger's file must not exhaust memory or time)."""
         _check_rules(self, "model.net", self.RULES)
         image = self.image_shape
-        if not (len(image) == 3 and all(_is_int(n) for n in image) and 1 <= image[0] <= 4):
+        if not (len(image) == 3 and all(is_int(n) for n in image) and 1 <= image[0] <= 4):
             raise ValueError(f"model.net.image_shape={list(image)}: [channels (1 to 4), height, width]")
         for name, (low, high) in SIZES.items():
             value = getattr(self, name)
-            if not (_is_int(value) and low <= value <= high):
+            if not (is_int(value) and low <= value <= high):
                 raise ValueError(f"model.net.{name}={value!r}: an integer from {low} to {high}")
         if (parameters := self.parameter_count()) > MAX_PARAMETERS:
             raise ValueError(f"model.net: {parameters:,} parameters; at most {MAX_PARAMETERS:,}")

@@ -15,16 +15,17 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from capsnet.errors import ConfigError
-from capsnet.nn.config import CAPSNET_MODULES, MAX_ITERATIONS, CapsNetConfig, LossConfig, from_dict
+from capsnet.nn.config import (
+    CAPSNET_MODULES,
+    MAX_ITERATIONS,
+    CapsNetConfig,
+    LossConfig,
+    from_dict,
+    invalid_value,
+    is_int,
+    is_number,
+)
 from capsnet.ops.hydra_runtime import in_multirun
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -41,18 +42,18 @@ class Rule:
         if value is None and self.optional:
             return
         if value is None or not self.test(value):
-            raise ConfigError(f"{self.key}={value!r} is invalid; allowed: {self.allowed}")
+            raise ConfigError(invalid_value(self.key, value, self.allowed))
 
 
 def int_at_least(key: str, low: int, optional: bool = False) -> Rule:
-    return Rule(key, f"an integer >= {low}", lambda v: _is_int(v) and v >= low, optional)
+    return Rule(key, f"an integer >= {low}", lambda v: is_int(v) and v >= low, optional)
 
 
 def number_in(key: str, low: float, high: float | None = None, *, open_low=False, optional=False) -> Rule:
     above = (lambda v: v > low) if open_low else (lambda v: v >= low)
     below = (lambda v: True) if high is None else (lambda v: v <= high)
     text = f"a number {'>' if open_low else '>='} {low}" + ("" if high is None else f" and <= {high}")
-    return Rule(key, text, lambda v: _is_number(v) and above(v) and below(v), optional)
+    return Rule(key, text, lambda v: is_number(v) and above(v) and below(v), optional)
 
 
 def boolean(key: str, optional: bool = False) -> Rule:
@@ -82,7 +83,7 @@ RULES: tuple[Rule, ...] = (
     Rule(  # the routings that iterate
         "routing.iterations",
         f"an integer from 1 to {MAX_ITERATIONS}",
-        lambda v: _is_int(v) and 1 <= v <= MAX_ITERATIONS,
+        lambda v: is_int(v) and 1 <= v <= MAX_ITERATIONS,
         optional=True,
     ),
     boolean("routing.detach_inner", optional=True),
@@ -101,20 +102,20 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "trainer.max_epochs",
         "an integer >= 1, or -1 for no limit (then trainer.max_steps ends the run); 0 trains nothing",
-        lambda v: _is_int(v) and (v >= 1 or v == -1),
+        lambda v: is_int(v) and (v >= 1 or v == -1),
         optional=True,
     ),
     Rule(
         "trainer.max_steps",
         "an integer >= 1, or -1 for no limit; 0 trains nothing",
-        lambda v: _is_int(v) and (v >= 1 or v == -1),
+        lambda v: is_int(v) and (v >= 1 or v == -1),
         optional=True,
     ),
     int_at_least("trainer.accumulate_grad_batches", 1, optional=True),
     Rule(
         "trainer.val_check_interval",
         "a fraction of an epoch in (0, 1], a number of steps >= 1, or null",
-        lambda v: (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+        lambda v: (is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
         optional=True,
     ),
     Rule("invert", "auto, true or false", lambda v: str(v).lower() in ("auto", "true", "false"), True),
@@ -126,9 +127,7 @@ RULES: tuple[Rule, ...] = (
     ),
     number_in("callbacks.stop_at_accuracy.target", 0.0, 1.0, optional=True),
     Rule("trainer.precision", f"one of {', '.join(PRECISIONS)}", lambda v: str(v) in PRECISIONS),
-    Rule(
-        "seed", f"an integer in [0, {MAX_SEED}]", lambda v: _is_int(v) and 0 <= v <= MAX_SEED, optional=True
-    ),
+    Rule("seed", f"an integer in [0, {MAX_SEED}]", lambda v: is_int(v) and 0 <= v <= MAX_SEED, optional=True),
     Rule(
         "tags",
         f"a list of tags of 1 to {MAX_TAG} characters",
