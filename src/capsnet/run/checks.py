@@ -119,6 +119,7 @@ RULES: tuple[Rule, ...] = (
         optional=True,
     ),
     Rule("invert", "auto, true or false", lambda v: str(v).lower() in ("auto", "true", "false"), True),
+    Rule("center", "auto, true or false", lambda v: str(v).lower() in ("auto", "true", "false"), True),
     Rule(  # predict.yaml
         "device",
         "auto, cpu, cuda, cuda:<index> or mps",

@@ -47,7 +47,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 @torch.inference_mode()
-def predict(model, files: list[Path], output_dir: Path, invert: str = "auto", batch_size: int = 256):
+def predict(
+    model,
+    files: list[Path],
+    output_dir: Path,
+    invert: str = "auto",
+    center: str = "auto",
+    batch_size: int = 256,
+):
     """Classify every file, ``batch_size`` images a forward pass, on the model's device; results in the
     order of ``files``."""
     model.eval()
@@ -57,7 +64,7 @@ def predict(model, files: list[Path], output_dir: Path, invert: str = "auto", ba
     readable: list[tuple[Prediction, torch.Tensor]] = []
     for result in results:
         try:
-            image, result.notes = load_image(result.path, image_shape, invert)
+            image, result.notes = load_image(result.path, image_shape, invert, center)
             readable.append((result, image))
         except InputError as error:
             result.error = str(error)

@@ -139,7 +139,14 @@ def predict(cfg: DictConfig) -> list:
     model = load_classifier(cfg.ckpt_path).to(device)
     log.info("Classifying on %s", device)
     output_dir = Path(cfg.paths.output_dir)
-    results = classify(model, files, output_dir, invert=str(cfg.invert).lower(), batch_size=cfg.batch_size)
+    results = classify(
+        model,
+        files,
+        output_dir,
+        invert=str(cfg.invert).lower(),
+        center=str(cfg.get("center", "auto")).lower(),
+        batch_size=cfg.batch_size,
+    )
     csv_path, _ = save_predictions(results, output_dir)
     show_predictions(results)
     failed = [r for r in results if r.error]

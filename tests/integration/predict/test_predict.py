@@ -27,7 +27,10 @@ def test_predict_converts_classifies_and_reconstructs(trained_capsnet, tmp_path)
     assert result.code == 0, result.output[-3000:]
     said = result.output
     assert "Classifying on cpu" in said  # device=auto without a GPU
-    assert "converted from RGB to greyscale; resized from 64x80 to 28x28; inverted" in said
+    assert (
+        "converted from RGB to greyscale; inverted (dark digit on a light background); centred as MNIST"
+        in said
+    )
     assert f"{folder / 'one.png'}\t" in said
     for name in ("one.png", "blank.png"):
         with Image.open(tmp_path / "out" / f"{name}.reconstruction.png") as picture:

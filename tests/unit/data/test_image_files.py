@@ -63,3 +63,44 @@ def test_a_folder_skips_what_is_not_a_regular_file(tmp_path):
     assert input_files(str(tmp_path)) == ([tmp_path / "a.png"], [tmp_path / "pipe.png"])
     with pytest.raises(InputError, match="not a regular file"):
         input_files(str(tmp_path / "pipe.png"))
+
+
+def _centre_of_mass(pixels: np.ndarray) -> tuple[float, float]:
+    mass = pixels.sum()
+    return (pixels.sum(1) * np.arange(28)).sum() / mass, (pixels.sum(0) * np.arange(28)).sum() / mass
+
+
+def test_a_digit_of_another_size_is_centred_as_mnists_were(tmp_path):
+    """MNIST's recipe: the ink's bounding box scaled (aspect kept) into 20x20, the centre of mass in the
+    middle of 28x28; an off-centre stroke in a corner of a large drawing lands in the middle."""
+    image = Image.new("L", (300, 200), 255)
+    ImageDraw.Draw(image).line((30, 20, 60, 120), fill=0, width=12)  # top left, dark on light
+    image.save(tmp_path / "corner.png")
+    centred, notes = load_image(tmp_path / "corner.png", (1, 28, 28))
+    assert notes == [
+        "inverted (dark digit on a light background)",
+        "centred as MNIST's digits (ink scaled into 20x20)",
+    ]
+    pixels = centred[0].numpy()
+    rows, columns = np.nonzero(pixels > 0.1)
+    assert rows.max() - rows.min() + 1 in (20, 21) and columns.max() - columns.min() + 1 < 12  # tall stroke
+    assert _centre_of_mass(pixels) == pytest.approx((13.5, 13.5), abs=0.5)
+    whole, notes = load_image(tmp_path / "corner.png", (1, 28, 28), center="false")
+    assert notes[0] == "resized from 300x200 to 28x28"  # the whole picture shrunk: the stroke stays top left
+    assert _centre_of_mass(whole[0].numpy())[1] < 8
+
+
+def test_an_image_of_the_models_size_is_taken_as_it_is_unless_centring_is_asked(tmp_path):
+    pixels = np.zeros((28, 28), dtype=np.uint8)
+    pixels[2:10, 3:6] = 200  # off centre
+    Image.fromarray(pixels).save(tmp_path / "mnist_like.png")
+    image, notes = load_image(tmp_path / "mnist_like.png", (1, 28, 28))
+    assert notes == [] and torch.equal(image[0], torch.from_numpy(pixels).float() / 255)
+    centred, notes = load_image(tmp_path / "mnist_like.png", (1, 28, 28), center="true")
+    assert _centre_of_mass(centred[0].numpy()) == pytest.approx((13.5, 13.5), abs=0.5)
+
+
+def test_centring_refuses_a_blank_image(tmp_path):
+    Image.new("L", (100, 100), 255).save(tmp_path / "paper.png")
+    with pytest.raises(InputError, match=r"paper\.png: no digit in it \(the image is blank\)"):
+        load_image(tmp_path / "paper.png", (1, 28, 28))
