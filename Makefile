@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 OPENWANDB := .venv-wandb-server/bin/openwandb
 MLFLOW := .venv-mlflow-server/bin/mlflow
 
-.PHONY: help install lock train eval test test-fast test-all test-tracking-servers gpu-bundle gpu-check lint benchmark clean
+.PHONY: help install lock train eval explore test test-fast test-all test-slow test-browser test-tracking-servers browser explorer-screenshot gpu-bundle gpu-check lint benchmark clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,15 +34,31 @@ train: $(STAMP)  ## train with the default config; overrides in ARGS="routing.it
 eval: $(STAMP)  ## evaluate a checkpoint: ARGS="ckpt_path=logs/train/runs/.../checkpoints/last.ckpt"
 	$(BIN)/python src/eval.py $(ARGS)
 
+explore: $(STAMP)  ## the capsule explorer on http://127.0.0.1:7860: ARGS="ckpt_path=logs/train/runs/.../last.ckpt"
+	$(BIN)/python src/explore.py $(ARGS)
+
 # Test files are shared out to this many pytest workers (pytest-xdist), a file's tests to one worker.
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: $(STAMP)  ## the test suite, without tests marked slow (what CI runs)
-	$(PYTEST) -m "not slow and not tracking_server" $(ARGS)
+	$(PYTEST) -m "not slow and not tracking_server and not browser" $(ARGS)
 
 test-slow: $(STAMP)  ## the slow tests (DDP resume, torchrun nodes, submitit requeue, compile): CI runs them after `test`
-	$(PYTEST) -m "slow and not tracking_server and not network" $(ARGS)
+	$(PYTEST) -m "slow and not tracking_server and not network and not browser" $(ARGS)
+
+browser:  ## Debian's Chromium and its driver for the browser tests (apt-get, as root), unless already there
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test-browser: $(STAMP) browser  ## the explorer driven in headless Chromium (screenshot in logs/test-artifacts): CI runs it
+	$(PYTEST) -m browser $(ARGS)
+
+# The README's picture of the explorer: the browser test on a real MNIST checkpoint and the real test set.
+explorer-screenshot: $(STAMP) browser  ## docs/images/explorer.png from CKPT=<an MNIST checkpoint>
+	test -n "$(CKPT)" || { echo "give CKPT=path/to/an/mnist.ckpt"; exit 2; }
+	CAPSNET_EXPLORER_CKPT=$(CKPT) $(BIN)/python -m pytest -m browser tests/integration/explore
+	$(BIN)/python -c "from PIL import Image; Image.open('logs/test-artifacts/test_draw_pick_move_and_route_in_chromium.png').convert('RGB').quantize(64).save('docs/images/explorer.png', optimize=True)"
 
 test-fast: $(STAMP)  ## unit tests only: under a minute
 	$(PYTEST) tests/unit -m "not slow" $(ARGS)
@@ -60,7 +76,7 @@ SERVERS := OPENWANDB=$(OPENWANDB) MLFLOW=$(MLFLOW)
 test-tracking-servers: $(STAMP) $(OPENWANDB) $(MLFLOW)  ## W&B and MLflow against local servers (installs them)
 	$(SERVERS) $(PYTEST) -m tracking_server $(ARGS)
 
-test-all: $(STAMP) $(OPENWANDB) $(MLFLOW)  ## every test: slow ones and the tracking-server ones included
+test-all: $(STAMP) $(OPENWANDB) $(MLFLOW) browser  ## every test: slow ones and the tracking-server ones included
 	$(SERVERS) $(PYTEST) $(ARGS)
 
 # Pure-Python wheels a GPU machine without network may lack (its Python has torch, Lightning, torchmetrics).

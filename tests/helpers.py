@@ -98,6 +98,7 @@ TASKS = {
         "eval": "evaluate",
         "visualize": "visualize",
         "predict": "predict",
+        "explore": "explore",
     }.items()
 }
 

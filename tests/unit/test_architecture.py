@@ -17,7 +17,8 @@ ALLOWED = {
     "models": {"models", "nn", "errors"},
     "callbacks": {"callbacks", "models", "nn", "viz", "errors"},
     "ops": {"ops", "models", "errors"},
-    "run": {"run", "ops", "callbacks", "models", "nn", "data", "viz", "errors"},
+    "explore": {"explore", "models", "nn", "data", "viz", "errors"},
+    "run": {"run", "ops", "callbacks", "models", "nn", "data", "viz", "explore", "errors"},
 }
 NO_LIGHTNING = {"errors", "nn"}  # plain torch: usable without Lightning
 

@@ -62,6 +62,7 @@ class CapsNet(nn.Module):
                 f"{config.conv_kernel} conv then a {config.primary_kernel}x{config.primary_kernel} "
                 f"stride-{config.primary_stride} conv"
             )
+        self.primary_grid = (grid_h, grid_w)  # 6x6 for 28x28 images
         in_caps = config.primary_types * grid_h * grid_w
         self.digits = DigitCapsules(
             in_caps=in_caps,

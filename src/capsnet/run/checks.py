@@ -120,6 +120,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("invert", "auto, true or false", lambda v: str(v).lower() in ("auto", "true", "false"), True),
     Rule("center", "auto, true or false", lambda v: str(v).lower() in ("auto", "true", "false"), True),
+    Rule("port", "an integer from 1 to 65535", lambda v: is_int(v) and 1 <= v <= 65535, True),  # explore.yaml
+    number_in("pose_range", 0.0, 10.0, open_low=True, optional=True),
+    number_in("max_upload_mb", 0.0, open_low=True, optional=True),
     Rule(  # predict.yaml
         "device",
         "auto, cpu, cuda, cuda:<index> or mps",

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from capsnet.callbacks.capsule_insights import CapsuleInsights
-from capsnet.errors import EXIT_INTERRUPTED, ConfigError, InputError
+from capsnet.errors import EXIT_INTERRUPTED, ConfigError, DataError, InputError, Interrupted
 from capsnet.models.loading import load_classifier
 from capsnet.ops.hydra_runtime import in_multirun
 from capsnet.ops.job_record import already_completed
@@ -158,6 +159,56 @@ def predict(cfg: DictConfig) -> list:
             f"{len(failed)} of {len(results)} files could not be classified (listed in {csv_path})"
         )
     return results
+
+
+def explore(cfg: DictConfig) -> None:
+    """Serve the capsule explorer for ``ckpt_path`` on 127.0.0.1:``port`` until Ctrl-C (or SIGTERM)."""
+    try:
+        from capsnet.explore.page import CSS, ExplorerPage, theme
+    except ImportError as error:
+        raise ConfigError(
+            f"the explorer needs the explore extra ({error.name} is missing): pip install -e '.[explore]'"
+        ) from None
+    from capsnet.explore.inspection import CapsuleInspector
+
+    inspector = CapsuleInspector(load_classifier(cfg.ckpt_path), cfg.ckpt_path)
+    test_images = test_labels = None
+    problem = ""
+    try:  # the page works without them: drawing and uploads need no data
+        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        test_images, test_labels = datamodule.test_set.images, datamodule.test_set.all_labels
+    except (DataError, ConfigError) as error:
+        problem = str(error)
+        log.warning("The MNIST test set tab is off: %s", problem)
+    page = ExplorerPage(
+        inspector,
+        test_images,
+        test_labels,
+        pose_range=cfg.pose_range,
+        title=f"`{cfg.ckpt_path}`",
+        data_problem=problem,
+    ).build()
+    page.launch(
+        server_name="127.0.0.1",
+        server_port=cfg.port,
+        share=False,
+        max_file_size=f"{cfg.max_upload_mb}mb",
+        prevent_thread_lock=True,
+        theme=theme(),
+        css=CSS,
+        footer_links=[],
+        quiet=True,
+    )
+    print(f"The capsule explorer is on http://127.0.0.1:{cfg.port} (Ctrl-C stops it)", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except Interrupted:
+        print("The explorer stopped.")
+    finally:
+        page.close()
 
 
 def start(cfg: DictConfig) -> None:

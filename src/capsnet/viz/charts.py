@@ -14,7 +14,7 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 20, 40, 50
 COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
 
 
-def _font(size: int = 14) -> ImageFont.ImageFont:
+def font(size: int = 14) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
@@ -37,16 +37,16 @@ class _Axes:
         self.left, self.right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
         self.top, self.bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
         self.draw.rectangle((self.left, self.top, self.right, self.bottom), outline="black")
-        self.draw.text((WIDTH / 2, 8), title, fill="black", font=_font(16), anchor="mt")
-        self.draw.text((WIDTH / 2, HEIGHT - 6), xlabel, fill="black", font=_font(), anchor="mb")
-        self.draw.text((4, self.top - 6), ylabel, fill="black", font=_font(), anchor="lb")
+        self.draw.text((WIDTH / 2, 8), title, fill="black", font=font(16), anchor="mt")
+        self.draw.text((WIDTH / 2, HEIGHT - 6), xlabel, fill="black", font=font(), anchor="mb")
+        self.draw.text((4, self.top - 6), ylabel, fill="black", font=font(), anchor="lb")
         for value in np.linspace(*self.x_range, 5) if x_ticks else []:
             self.draw.text(
-                (self.x(value), self.bottom + 4), f"{value:.3g}", fill="black", font=_font(12), anchor="mt"
+                (self.x(value), self.bottom + 4), f"{value:.3g}", fill="black", font=font(12), anchor="mt"
             )
         for value in np.linspace(*self.y_range, 5):
             self.draw.text(
-                (self.left - 4, self.y(value)), f"{value:.3g}", fill="black", font=_font(12), anchor="rm"
+                (self.left - 4, self.y(value)), f"{value:.3g}", fill="black", font=font(12), anchor="rm"
             )
 
     def x(self, value: float) -> float:
@@ -60,9 +60,9 @@ class _Axes:
     def legend(self, names: Sequence[str]) -> None:
         for index, name in enumerate(names):
             y = self.top + 8 + 18 * index
-            left = self.right - 12 - max(self.draw.textlength(n, font=_font(12)) for n in names) - 24
+            left = self.right - 12 - max(self.draw.textlength(n, font=font(12)) for n in names) - 24
             self.draw.rectangle((left, y, left + 12, y + 12), fill=COLOURS[index % len(COLOURS)])
-            self.draw.text((left + 18, y + 6), name, fill="black", font=_font(12), anchor="lm")
+            self.draw.text((left + 18, y + 6), name, fill="black", font=font(12), anchor="lm")
 
 
 def _padded(low: float, high: float) -> tuple[float, float]:
@@ -94,7 +94,7 @@ def series_chart(
         title, xlabel, ylabel, (0, max(len(x_labels) - 1, 1)), (low - spread, high + spread), x_ticks=False
     )
     for index, label in enumerate(x_labels):
-        axes.draw.text((axes.x(index), axes.bottom + 4), label, fill="black", font=_font(12), anchor="mt")
+        axes.draw.text((axes.x(index), axes.bottom + 4), label, fill="black", font=font(12), anchor="mt")
     for number, points in enumerate(series.values()):
         colour = COLOURS[number % len(COLOURS)]
         xy = [(axes.x(i), axes.y(v)) for i, v in enumerate(points) if v is not None]
@@ -143,19 +143,19 @@ def heatmap(matrix: torch.Tensor, title: str, xlabel: str, ylabel: str, cell: in
     left, top = 60, 50
     image = Image.new("RGB", (left + size * cell + 20, top + size * cell + 40), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((image.width / 2, 8), title, fill="black", font=_font(16), anchor="mt")
-    draw.text((left + size * cell / 2, image.height - 6), xlabel, fill="black", font=_font(), anchor="mb")
-    draw.text((4, top - 16), ylabel, fill="black", font=_font(), anchor="lm")
+    draw.text((image.width / 2, 8), title, fill="black", font=font(16), anchor="mt")
+    draw.text((left + size * cell / 2, image.height - 6), xlabel, fill="black", font=font(), anchor="mb")
+    draw.text((4, top - 16), ylabel, fill="black", font=font(), anchor="lm")
     # Shade by each row's fraction, so every class reads alike whatever its size.
     fractions = counts.float() / counts.sum(dim=1, keepdim=True).clamp_min(1)
     for row in range(size):
-        draw.text((left - 6, top + (row + 0.5) * cell), str(row), fill="black", font=_font(12), anchor="rm")
-        draw.text((left + (row + 0.5) * cell, top - 4), str(row), fill="black", font=_font(12), anchor="mb")
+        draw.text((left - 6, top + (row + 0.5) * cell), str(row), fill="black", font=font(12), anchor="rm")
+        draw.text((left + (row + 0.5) * cell, top - 4), str(row), fill="black", font=font(12), anchor="mb")
         for column in range(size):
             shade = int(255 * (1 - float(fractions[row, column]) ** 0.5))
             box = (left + column * cell, top + row * cell, left + (column + 1) * cell, top + (row + 1) * cell)
             draw.rectangle(box, fill=(shade, shade, 255), outline=(200, 200, 200))
             ink = "white" if shade < 128 else "black"
             centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-            draw.text(centre, str(int(counts[row, column])), fill=ink, font=_font(12), anchor="mm")
+            draw.text(centre, str(int(counts[row, column])), fill=ink, font=font(12), anchor="mm")
     return image
