@@ -28,6 +28,8 @@ SIZES = {
 }
 MAX_WIDTH = 65536  # of a decoder layer
 MAX_ITERATIONS = 100  # of a routing; the paper's is 3, and a file must not ask for 10^9
+# routing.precision: float32 always, or bfloat16 for the votes' products where autocast is bf16.
+ROUTING_PRECISIONS = ("float32", "bf16")
 MAX_PARAMETERS = 500_000_000  # 2 GB of float32 weights; the paper's network has 8.2M
 
 # The LightningModules whose model.net is a CapsNetConfig (named, not imported: this module has no torch).

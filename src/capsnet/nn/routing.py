@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from capsnet.nn.config import MAX_ITERATIONS
+from capsnet.nn.config import MAX_ITERATIONS, ROUTING_PRECISIONS
 from capsnet.nn.squash import squash
 
 DYNAMIC = "capsnet.nn.routing.DynamicRouting"
@@ -94,12 +94,23 @@ class DynamicRouting(Routing):
     and the official code have no stop-gradient, so the default is false.
     """
 
-    def __init__(self, iterations: int = 3, detach_inner: bool = False, *, children=None, parents=None):
+    def __init__(
+        self,
+        iterations: int = 3,
+        detach_inner: bool = False,
+        precision: str = "float32",
+        *,
+        children=None,
+        parents=None,
+    ):
         super().__init__()
         if not (isinstance(iterations, int) and 1 <= iterations <= MAX_ITERATIONS):
             raise ValueError(f"routing.iterations={iterations!r}: an integer from 1 to {MAX_ITERATIONS}")
+        if precision not in ROUTING_PRECISIONS:
+            raise ValueError(f"routing.precision={precision!r}: one of {', '.join(ROUTING_PRECISIONS)}")
         self.iterations = self.passes = iterations
         self.detach_inner = detach_inner
+        self.precision = precision
 
     def normalise(self, logits: torch.Tensor) -> torch.Tensor:
         """c_i = softmax_j(b_i): logits b [J, B, I] -> couplings [J, B, I]."""
@@ -114,10 +125,14 @@ class DynamicRouting(Routing):
     ) -> RoutingResult:
         """capsules u: [B, I, K]; weight W: [I, K, J, D] (W_ij is weight[i, :, j, :] transposed);
         bias b: [J, D] or None."""
-        # Routing is <1% of the step's FLOPs: float32 (autocast off) keeps agreements exact under bf16.
-        with autocast_off(capsules.device.type):
+        # Routing is <1% of the step's FLOPs: float32 (autocast off) keeps agreements exact under bf16;
+        # precision=bf16 stores the votes' [J, B, K*I] products in bfloat16 when autocast is bf16.
+        device = capsules.device.type
+        low = self.precision == "bf16" and autocast_dtype(device) == torch.bfloat16
+        with autocast_off(device):
             bias = None if bias is None else bias.float()
-            return self._route(capsules.float(), weight.float(), bias)
+            dtype = torch.bfloat16 if low else torch.float32
+            return self._route(capsules.to(dtype), weight.to(dtype), bias)
 
     def _route(
         self, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
@@ -131,15 +146,17 @@ class DynamicRouting(Routing):
         shares = self.shares(parents)
         couplings = [u.new_full((), 1.0 / shares).expand(batch, children, parents)]
         biased = (lambda s: s) if bias is None else (lambda s: s + bias)  # s_j (+ b_j)
-        outputs = squash(biased(_summed_votes(u, w) / shares))
+        # s_j, v_j and the logits b stay float32 (small tensors); u, W and their products are u's dtype.
+        outputs = squash(biased(_summed_votes(u, w).float() / shares))
         coupling_logits = None  # b, [J, B, I]
         for _ in range(self.iterations - 1):
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_inner):
-                agreement = _recomputed(_agreement, outputs, w, u)  # [J, B, I]
+                agreement = _recomputed(_agreement, outputs.to(u.dtype), w, u).float()  # [J, B, I]
             coupling_logits = agreement if coupling_logits is None else coupling_logits + agreement
             coupling = self.normalise(coupling_logits)  # over parents j
             couplings.append(coupling.permute(1, 2, 0))  # [B, I, J] view
-            outputs = squash(biased(_recomputed(_weighted_sum, coupling, u, w)))  # [B, J, D]
+            summed = _recomputed(_weighted_sum, coupling.to(u.dtype), u, w).float()
+            outputs = squash(biased(summed))  # [B, J, D]
         return RoutingResult(outputs, tuple(couplings))
 
 
@@ -158,6 +175,13 @@ def _summed_votes(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """sum_i W_ij u_i: u [B, K, I], w [K*I, J, D] -> [B, J, D]."""
     batch, rows = u.shape[0], w.shape[0]
     return (u.reshape(batch, rows) @ w.reshape(rows, -1)).view(batch, *w.shape[1:])
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast computes in on this device now, or None where it is off."""
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
 
 
 def autocast_off(device_type: str):

@@ -18,6 +18,7 @@ from capsnet.errors import ConfigError
 from capsnet.nn.config import (
     CAPSNET_MODULES,
     MAX_ITERATIONS,
+    ROUTING_PRECISIONS,
     CapsNetConfig,
     LossConfig,
     from_dict,
@@ -87,6 +88,12 @@ RULES: tuple[Rule, ...] = (
         optional=True,
     ),
     boolean("routing.detach_inner", optional=True),
+    Rule(
+        "routing.precision",
+        " or ".join(ROUTING_PRECISIONS),
+        lambda v: v in ROUTING_PRECISIONS,
+        optional=True,
+    ),
     int_at_least("data.batch_size", 1),
     int_at_least("batch_size", 1, optional=True),  # predict.yaml
     int_at_least("data.eval_batch_size", 1, optional=True),

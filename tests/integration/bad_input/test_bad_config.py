@@ -13,6 +13,7 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("routing.iterations=abc", 2, "routing.iterations='abc' is invalid"),
     ("routing.iterations=2.5", 2, "routing.iterations=2.5 is invalid"),
     ("routing.detach_inner=maybe", 2, "routing.detach_inner='maybe' is invalid; allowed: true or false"),
+    ("routing.precision=fp16", 2, "routing.precision='fp16' is invalid; allowed: float32 or bf16"),
     ("decoder.alpha=-1", 2, "decoder.alpha=-1 is invalid; allowed: a number >= 0"),
     (
         "decoder.hidden=[512,0]",

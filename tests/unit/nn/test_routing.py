@@ -244,3 +244,27 @@ def test_entropy_falls_each_iteration_when_children_agree():
     assert entropies[0] == pytest.approx(math.log(parents), abs=1e-6)
     assert all(later <= earlier for earlier, later in pairwise(entropies))
     assert entropies[-1] < 0.5 * entropies[0]
+
+
+@pytest.mark.parametrize("routing_class", [DynamicRouting, LeakyRouting])
+def test_bf16_routing_stays_near_the_reference_and_float32_elsewhere(routing_class):
+    """routing.precision=bf16: under bf16 autocast the votes' products are bfloat16, the outputs and
+    couplings float32 and near the float32 routing's; without autocast it is the float32 routing."""
+    u, weight = random_layer(batch=4, children=64, child_dim=8, parents=10, parent_dim=16, seed=7)
+    exact = routing_class(3)(u, weight)
+    low = routing_class(3, precision="bf16")
+    assert torch.equal(low(u, weight).outputs, exact.outputs)  # no autocast: float32 throughout
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = low(u, weight)
+        kept = routing_class(3)(u, weight)  # precision=float32 ignores autocast
+    assert torch.equal(kept.outputs, exact.outputs)
+    assert result.outputs.dtype == torch.float32 and result.couplings[-1].dtype == torch.float32
+    assert not torch.equal(result.outputs, exact.outputs)  # bfloat16 did compute something
+    # bfloat16 keeps ~3 significant digits; agreements here are large, so the softmax magnifies them
+    assert torch.allclose(result.outputs, exact.outputs, atol=1e-2)
+    assert torch.allclose(result.couplings[-1], exact.couplings[-1], atol=2e-2)
+
+
+def test_an_unknown_routing_precision_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"routing\.precision='fp16': one of float32, bf16"):
+        DynamicRouting(3, precision="fp16")
