@@ -10,6 +10,7 @@ Pure torch, no web page: ``capsnet.explore.page`` calls these and draws what the
         reconstruction               [1, H, W]
 """
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -51,16 +52,20 @@ class CapsuleInspector:
         self.num_classes, self.pose_dim = config.num_classes, config.digit_dim
         self.primary_types = config.primary_types
         self.primary_grid = self.net.primary_grid
+        # The page serves each browser from a thread of its own; the forward hook below must see only
+        # its own forward pass.
+        self._one_forward = threading.Lock()
 
     @torch.inference_mode()
     def inspect(self, image: torch.Tensor) -> Inspection:
         """One image [C, H, W] in [0, 1] through the network, as ``src/predict.py`` classifies it."""
         primary = []  # the PrimaryCaps output u [1, I, K], kept by a hook: one forward pass
-        hook = self.net.primary.register_forward_hook(lambda module, args, u: primary.append(u))
-        try:
-            output = self.module(image.unsqueeze(0))
-        finally:
-            hook.remove()
+        with self._one_forward:
+            hook = self.net.primary.register_forward_hook(lambda module, args, u: primary.append(u))
+            try:
+                output = self.module(image.unsqueeze(0))
+            finally:
+                hook.remove()
         return Inspection(
             image=image,
             lengths=output.lengths[0].float(),

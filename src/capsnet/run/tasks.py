@@ -194,7 +194,7 @@ def explore(cfg: DictConfig) -> None:
         server_name="127.0.0.1",
         server_port=cfg.port,
         share=False,
-        max_file_size=f"{cfg.max_upload_mb}mb",
+        max_file_size=round(cfg.max_upload_mb * 2**20),  # bytes: Gradio's "<n>mb" takes whole numbers only
         prevent_thread_lock=True,
         theme=theme(),
         css=CSS,

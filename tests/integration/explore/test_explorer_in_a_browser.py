@@ -45,6 +45,7 @@ CHROMIUM_FLAGS = [
 ]
 ARTIFACTS = Path(os.environ.get("CAPSNET_TEST_ARTIFACTS", ROOT / "logs" / "test-artifacts"))
 TEST_IMAGE = 3
+UPLOAD_LIMIT_MB = 0.05  # so that a 100 KB file is a huge upload
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,7 @@ def explorer(subject, tmp_path_factory):
     out = tmp_path_factory.mktemp("explore")
     port = free_port()
     command = [sys.executable, str(ROOT / "src" / "explore.py"), f"ckpt_path={checkpoint}", f"port={port}"]
+    command.append(f"max_upload_mb={UPLOAD_LIMIT_MB}")
     command += [*overrides, f"hydra.run.dir={out}"]
     log = open(out / "server.log", "w")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -111,6 +113,10 @@ def _text(driver, element_id: str) -> str:
     return driver.find_element(By.ID, element_id).text
 
 
+def _text_of_page(driver) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
 def _lengths(driver) -> tuple[int, list[float]]:
     bars = driver.find_elements(By.CSS_SELECTOR, "#capsule-lengths .capsule-length")
     prediction = driver.find_element(By.CSS_SELECTOR, "#capsule-lengths [data-prediction]")
@@ -139,8 +145,14 @@ def test_draw_pick_move_and_route_in_chromium(explorer, browser, screenshot, sub
     wait.until(lambda d: "Test image 0" in _text(d, "message"))
     assert len(_lengths(browser)[1]) == 10
 
-    # Not an image: a message in the page, and the server goes on serving (below).
+    # A huge upload (over max_upload_mb): Gradio's own message in the page, before anything is sent.
     browser.find_element(By.ID, "upload-tab-button").click()
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "huge.png")  # ~270 KB
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "huge.png"))
+    wait.until(lambda d: 'exceed the maximum allowed size of 51.2 Kb: "huge.png"' in _text_of_page(d))
+    assert "Test image 0" in _text(browser, "message")  # nothing was analysed
+    # Not an image: a message in the page, and the server goes on serving (below).
     (tmp_path / "notes.png").write_text("not an image")
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "notes.png"))
     wait.until(lambda d: "notes.png: not an image Pillow can read" in _text(d, "message"))

@@ -77,3 +77,14 @@ def test_a_baseline_checkpoint_is_refused_by_name():
         ConfigError, match=r"ckpt_path=b\.ckpt: a BaselineCNNModule checkpoint; the explorer shows"
     ):
         CapsuleInspector(baseline, "b.ckpt")
+
+
+def test_browsers_inspecting_at_once_each_get_their_own_primary_capsules(inspector):
+    """The page runs handlers in threads: each inspection's hook sees its own forward pass only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [torch.rand(1, 28, 28, generator=torch.Generator().manual_seed(s)) for s in range(8)]
+    alone = [inspector.inspect(image).primary_lengths for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda image: inspector.inspect(image).primary_lengths, images))
+    assert all(torch.equal(a, b) for a, b in zip(alone, together, strict=True))
