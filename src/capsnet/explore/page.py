@@ -6,7 +6,6 @@ the page. A bad input (an empty canvas, a file that is not an image, one too lar
 message in the page and changes nothing else.
 """
 
-import logging
 import random
 import time
 from pathlib import Path
@@ -15,11 +14,9 @@ import gradio as gr
 import torch
 
 from capsnet.data.image_files import IMAGE_SUFFIXES, load_image, prepare_image
-from capsnet.errors import InputError
+from capsnet.errors import ConfigError, InputError
 from capsnet.explore.inspection import CapsuleInspector, Inspection
 from capsnet.explore.pictures import LENGTHS_CSS, coupling_picture, enlarged, lengths_html, message_html
-
-log = logging.getLogger(__name__)
 
 PREDICTED = "the predicted digit"
 SUMMED, PER_TYPE = "c_ij summed over the capsule types", "c_ij, one map a capsule type"
@@ -241,10 +238,21 @@ class ExplorerPage:
         return page
 
 
-def theme() -> gr.themes.Base:
-    """Gradio's default look with the system's fonts: nothing fetched from the internet."""
+def launch(page: gr.Blocks, port: int, max_upload_bytes: int) -> None:
+    """Serve ``page`` on 127.0.0.1:``port`` only, never shared, in the background (``page.close()`` ends
+    it); Gradio's default look with the system's fonts, so that nothing is fetched from the internet."""
     system = ["ui-sans-serif", "system-ui", "sans-serif"]
-    return gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"])
-
-
-CSS = LENGTHS_CSS
+    try:
+        page.launch(
+            server_name="127.0.0.1",
+            server_port=port,
+            share=False,
+            max_file_size=max_upload_bytes,
+            prevent_thread_lock=True,
+            theme=gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"]),
+            css=LENGTHS_CSS,
+            footer_links=[],
+            quiet=True,
+        )
+    except OSError as error:  # the port is taken
+        raise ConfigError(f"port={port}: cannot serve there ({error}); choose another with port=") from None

@@ -164,7 +164,7 @@ def predict(cfg: DictConfig) -> list:
 def explore(cfg: DictConfig) -> None:
     """Serve the capsule explorer for ``ckpt_path`` on 127.0.0.1:``port`` until Ctrl-C (or SIGTERM)."""
     try:
-        from capsnet.explore.page import CSS, ExplorerPage, theme
+        from capsnet.explore.page import ExplorerPage, launch
     except ImportError as error:
         raise ConfigError(
             f"the explorer needs the explore extra ({error.name} is missing): pip install -e '.[explore]'"
@@ -190,17 +190,8 @@ def explore(cfg: DictConfig) -> None:
         title=f"`{cfg.ckpt_path}`",
         data_problem=problem,
     ).build()
-    page.launch(
-        server_name="127.0.0.1",
-        server_port=cfg.port,
-        share=False,
-        max_file_size=round(cfg.max_upload_mb * 2**20),  # bytes: Gradio's "<n>mb" takes whole numbers only
-        prevent_thread_lock=True,
-        theme=theme(),
-        css=CSS,
-        footer_links=[],
-        quiet=True,
-    )
+    # bytes: Gradio's "<n>mb" takes whole numbers only
+    launch(page, cfg.port, max_upload_bytes=round(cfg.max_upload_mb * 2**20))
     print(f"The capsule explorer is on http://127.0.0.1:{cfg.port} (Ctrl-C stops it)", flush=True)
     try:
         while True:

@@ -1,5 +1,7 @@
 """src/explore.py refuses what it cannot serve, in one line, before any server starts."""
 
+import socket
+
 import torch
 
 from tests.helpers import run_in_process
@@ -34,3 +36,15 @@ def test_a_checkpoint_without_capsules_or_with_code_is_refused(tmp_path):
     result = run_in_process("explore", [f"ckpt_path={tmp_path / 'crafted.ckpt'}"], tmp_path / "out2")
     assert result.code == 2 and "refused, it is not weights and values only" in result.output
     assert "\nran\n" not in result.output
+
+
+def test_a_port_in_use_is_refused_by_name(trained_capsnet, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_in_process("explore", [f"ckpt_path={trained_capsnet.last}", f"port={port}"], tmp_path)
+    assert result.code == 2, result.output[-2000:]
+    assert (
+        f"port={port}: cannot serve there" in result.output and "choose another with port=" in result.output
+    )
