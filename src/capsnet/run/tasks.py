@@ -172,15 +172,8 @@ def explore(cfg: DictConfig) -> None:
     from capsnet.explore.inspection import CapsuleInspector
 
     inspector = CapsuleInspector(load_classifier(cfg.ckpt_path), cfg.ckpt_path)
-    test_images = test_labels = None
-    problem = ""
-    try:  # the page works without them: drawing and uploads need no data
-        datamodule = hydra.utils.instantiate(cfg.data)
-        datamodule.prepare_data()
-        datamodule.setup("test")
-        test_images, test_labels = datamodule.test_set.images, datamodule.test_set.all_labels
-    except (DataError, ConfigError) as error:
-        problem = str(error)
+    test_images, test_labels, problem = explorer_test_set(cfg, inspector.image_shape)
+    if problem:
         log.warning("The MNIST test set tab is off: %s", problem)
     page = ExplorerPage(
         inspector,
@@ -200,6 +193,23 @@ def explore(cfg: DictConfig) -> None:
         print("The explorer stopped.")
     finally:
         page.close()
+
+
+def explorer_test_set(cfg: DictConfig, image_shape: tuple) -> tuple[Any, Any, str]:
+    """The test images [N, C, H, W] (uint8) and labels of ``data`` for the explorer's test tab, or
+    (None, None, why not): the page works without them (drawings and uploads need no data)."""
+    try:
+        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("test")
+    except (DataError, ConfigError) as error:
+        return None, None, str(error)
+    images, labels = datamodule.test_set.images, datamodule.test_set.all_labels
+    if tuple(images.shape[1:]) != tuple(image_shape):
+        shown = "x".join(map(str, images.shape[1:]))
+        wanted = "x".join(map(str, image_shape))
+        return None, None, f"the test images of data are {shown}; this checkpoint's network takes {wanted}"
+    return images, labels, ""
 
 
 def start(cfg: DictConfig) -> None:

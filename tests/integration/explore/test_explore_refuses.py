@@ -48,3 +48,21 @@ def test_a_port_in_use_is_refused_by_name(trained_capsnet, tmp_path):
     assert (
         f"port={port}: cannot serve there" in result.output and "choose another with port=" in result.output
     )
+
+
+def test_the_test_tab_is_off_with_a_reason_when_the_data_does_not_fit(data_overrides, tmp_path):
+    from capsnet.run.tasks import explorer_test_set
+    from tests.helpers import compose_config
+
+    cfg = compose_config("explore", ["ckpt_path=x.ckpt", *data_overrides])
+    images, labels, problem = explorer_test_set(cfg, (1, 28, 28))
+    assert images.shape == (37, 1, 28, 28) and images.dtype == torch.uint8 and len(labels) == 37
+    assert problem == ""
+    images, _, problem = explorer_test_set(cfg, (1, 36, 36))  # a MultiMNIST network, MNIST's images
+    assert (
+        images is None
+        and problem == "the test images of data are 1x28x28; this checkpoint's network takes 1x36x36"
+    )
+    missing = compose_config("explore", ["ckpt_path=x.ckpt", *data_overrides, f"data.data_dir={tmp_path}"])
+    images, _, problem = explorer_test_set(missing, (1, 28, 28))
+    assert images is None and "is missing" in problem
