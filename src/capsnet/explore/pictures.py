@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from capsnet.viz.charts import font
+from capsnet.viz.charts import font, image_grid
 
 # The heat maps' colour: white (no coupling) to this blue (the largest coupling shown).
 INK = np.array([31, 84, 180], dtype=np.float32)
@@ -44,8 +44,7 @@ def message_html(text: str) -> str:
 
 def enlarged(image: torch.Tensor, scale: int = 6) -> Image.Image:
     """An image [C, H, W] in [0, 1] as a picture ``scale`` times larger, each pixel a square."""
-    pixels = (image.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    picture = Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
+    picture = image_grid(image.unsqueeze(0), columns=1, padding=0)
     return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
 
 
