@@ -26,7 +26,9 @@ def conv_weight_gradient(
     """dL/dW of an unpadded ``conv2d(inputs, W, stride)``: [B, C, H, W], [B, O, h, w] -> [O, C, k, k]."""
     height = (grad_output.shape[2] - 1) * stride + kernel  # rows the output positions actually read
     width = (grad_output.shape[3] - 1) * stride + kernel
-    swapped_inputs = inputs[:, :, :height, :width].transpose(0, 1)  # [C, B, H', W']
+    # [C, B, H', W'], stored with B fastest (channels-last for this convolution, whose channels are B):
+    # one permuting copy, which torch.compile tiles; the transposed view alone became a scalar copy.
+    swapped_inputs = inputs[:, :, :height, :width].permute(1, 2, 3, 0).contiguous().permute(0, 3, 1, 2)
     swapped_grads = grad_output.transpose(0, 1)  # [O, B, h, w]: the "kernel"
     return F.conv2d(swapped_inputs, swapped_grads, dilation=stride).transpose(0, 1)
 
