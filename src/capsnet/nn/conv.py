@@ -60,7 +60,10 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
                 )[0].to(input_dtype)  # fmt: skip
             if ctx.needs_input_grad[1]:
                 kernel = weight.shape[-1]
-                grad_weight = conv_weight_gradient(inputs, grad_output, ctx.stride, kernel).to(weight_dtype)
+                # In the weight's own layout (channels-last or not): autograd copies a gradient of
+                # another layout again, outside the compiled graph.
+                grad_weight = torch.empty_like(weight, dtype=weight_dtype)
+                grad_weight.copy_(conv_weight_gradient(inputs, grad_output, ctx.stride, kernel))
             if ctx.needs_input_grad[2]:
                 grad_bias = grad_output.sum(dim=(0, 2, 3), dtype=torch.float32).to(bias_dtype)
         return grad_inputs, grad_weight, grad_bias, None

@@ -140,6 +140,7 @@ class DynamicRouting(Routing):
         batch, children, _ = u.shape
         parents = weight.shape[2]
         u, w = component_major(u, weight)  # [B, K, I], [K*I, J, D]
+        w_parents = by_parent(w)  # [J, K*I, D]
 
         # Iteration 1: b = 0, so c_ij = 1/J for all pairs and s_j = sum_i W_ij u_i / J (1/shares:
         # a leaky routing's orphan parent takes a share too).
@@ -151,11 +152,11 @@ class DynamicRouting(Routing):
         coupling_logits = None  # b, [J, B, I]
         for _ in range(self.iterations - 1):
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_inner):
-                agreement = _recomputed(_agreement, outputs.to(u.dtype), w, u).float()  # [J, B, I]
+                agreement = _recomputed(_agreement, outputs.to(u.dtype), w_parents, u).float()  # [J, B, I]
             coupling_logits = agreement if coupling_logits is None else coupling_logits + agreement
             coupling = self.normalise(coupling_logits)  # over parents j
             couplings.append(coupling.permute(1, 2, 0))  # [B, I, J] view
-            summed = _recomputed(_weighted_sum, coupling.to(u.dtype), u, w).float()
+            summed = _recomputed(_weighted_sum, coupling.to(u.dtype), u, w_parents).float()
             outputs = squash(biased(summed))  # [B, J, D]
         return RoutingResult(outputs, tuple(couplings))
 
@@ -169,6 +170,13 @@ def component_major(u: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor
     children, child_dim, parents, parent_dim = weight.shape
     w = weight.transpose(0, 1).reshape(child_dim * children, parents, parent_dim)
     return u.transpose(1, 2).contiguous(), w
+
+
+def by_parent(w: torch.Tensor) -> torch.Tensor:
+    """W's rows [K*I, J, D] laid out parent-first, [J, K*I, D]: each parent's matrix is then one contiguous
+    operand of the per-parent matmuls (batched over j), which would otherwise copy W into that layout
+    at every call."""
+    return w.transpose(0, 1).contiguous()
 
 
 def _summed_votes(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -198,18 +206,18 @@ def _recomputed(fn, *args: torch.Tensor) -> torch.Tensor:
     return fn(*args)
 
 
-def _agreement(outputs: torch.Tensor, w: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """u_hat_{j|i} . v_j = u_i . (W_ij^T v_j): v [B, J, D], w [K*I, J, D], u [B, K, I] -> [J, B, I]."""
+def _agreement(outputs: torch.Tensor, w_parents: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """u_hat_{j|i} . v_j = u_i . (W_ij^T v_j): v [B, J, D], w_parents [J, K*I, D], u [B, K, I] -> [J, B, I]."""
     parents, (batch, child_dim, children) = outputs.shape[1], u.shape
-    back_projected = torch.einsum("bjd,njd->jbn", outputs, w)  # W_ij^T v_j: [J, B, K*I]
+    back_projected = torch.bmm(outputs.transpose(0, 1), w_parents.transpose(1, 2))  # W_ij^T v_j: [J, B, K*I]
     return (back_projected.view(parents, batch, child_dim, children) * u).sum(-2)
 
 
-def _weighted_sum(coupling: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """s_j = sum_i W_ij (c_ij u_i): coupling c [J, B, I], u [B, K, I], w [K*I, J, D] -> [B, J, D]."""
+def _weighted_sum(coupling: torch.Tensor, u: torch.Tensor, w_parents: torch.Tensor) -> torch.Tensor:
+    """s_j = sum_i W_ij (c_ij u_i): coupling c [J, B, I], u [B, K, I], w_parents [J, K*I, D] -> [B, J, D]."""
     parents, batch = coupling.shape[:2]
     weighted = (coupling.unsqueeze(-2) * u).view(parents, batch, -1)  # c_ij u_i: [J, B, K*I]
-    return torch.einsum("jbn,njd->bjd", weighted, w)
+    return torch.bmm(weighted, w_parents).transpose(0, 1)
 
 
 def coupling_entropy(couplings: torch.Tensor) -> torch.Tensor:

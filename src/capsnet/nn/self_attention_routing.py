@@ -29,6 +29,7 @@ from capsnet.nn.routing import (
     _summed_votes,
     _weighted_sum,
     autocast_off,
+    by_parent,
     component_major,
 )
 from capsnet.nn.squash import squash
@@ -48,10 +49,11 @@ class SelfAttentionRouting(Routing):
         with autocast_off(capsules.device.type):  # float32, as Procedure 1
             parent_dim = weight.shape[-1]
             u, w = component_major(capsules.float(), weight.float())  # [B, K, I], [K*I, J, D]
+            w_parents = by_parent(w)  # [J, K*I, D]
             totals = _summed_votes(u, w)  # t_j, [B, J, D]
-            scores = _recomputed(_agreement, totals, w, u) / math.sqrt(parent_dim)  # A, [J, B, I]
+            scores = _recomputed(_agreement, totals, w_parents, u) / math.sqrt(parent_dim)  # A, [J, B, I]
             coupling = torch.softmax(scores, dim=0) + self.log_prior.float().T.unsqueeze(1)  # c, [J, B, I]
-            s = _recomputed(_weighted_sum, coupling, u, w)  # [B, J, D]
+            s = _recomputed(_weighted_sum, coupling, u, w_parents)  # [B, J, D]
             if bias is not None:
                 s = s + bias.float()
             return RoutingResult(squash(s), (coupling.permute(1, 2, 0),))
