@@ -207,7 +207,8 @@ def _recomputed(fn, *args: torch.Tensor) -> torch.Tensor:
 
 
 def _agreement(outputs: torch.Tensor, w_parents: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """u_hat_{j|i} . v_j = u_i . (W_ij^T v_j): v [B, J, D], w_parents [J, K*I, D], u [B, K, I] -> [J, B, I]."""
+    """u_hat_{j|i} . v_j = u_i . (W_ij^T v_j): v [B, J, D], w_parents [J, K*I, D], u [B, K, I]
+    -> [J, B, I]."""
     parents, (batch, child_dim, children) = outputs.shape[1], u.shape
     back_projected = torch.bmm(outputs.transpose(0, 1), w_parents.transpose(1, 2))  # W_ij^T v_j: [J, B, K*I]
     return (back_projected.view(parents, batch, child_dim, children) * u).sum(-2)
