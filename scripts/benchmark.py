@@ -116,15 +116,10 @@ def training_flops_per_image(model, batch, precision: str) -> float:
     return counter.get_total_flops() / len(small_batch[1])
 
 
-def profile_training_step(model, batch, precision: str, rows: int = 15) -> str:
-    """Where a training step's time goes: torch's profiler over one forward + backward + optimizer step
-    of the module's own loss and optimizer (after one unprofiled step), the top ``rows`` operators by
-    self time."""
-    from torch.profiler import ProfilerActivity, profile
-
+def bare_training_step(model, batch, precision: str):
+    """One forward + backward + optimizer step of the module's own loss and optimizer, outside Lightning."""
     dtype = AUTOCAST_DTYPES.get(precision)
     optimizer = hydra.utils.instantiate(model.hparams.optimizer, params=model.parameters())
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if batch[0].is_cuda else [])
 
     def step():
         with torch.autocast(batch[0].device.type, dtype=dtype, enabled=dtype is not None):
@@ -133,6 +128,31 @@ def profile_training_step(model, batch, precision: str, rows: int = 15) -> str:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    return step
+
+
+def bare_step_ms(model, batch, precision: str, steps: int, warmup: int = 2) -> list[float]:
+    """Wall time in ms of each of ``steps`` bare training steps (after ``warmup``): finer than the
+    Lightning median for changes of a few %."""
+    step = bare_training_step(model, batch, precision)
+    times = []
+    for _ in range(warmup + steps):
+        _sync(batch[0].device.type)
+        start = time.perf_counter()
+        step()
+        _sync(batch[0].device.type)
+        times.append((time.perf_counter() - start) * 1000)
+    return times[warmup:]
+
+
+def profile_training_step(model, batch, precision: str, rows: int = 15) -> str:
+    """Where a training step's time goes: torch's profiler over one forward + backward + optimizer step
+    of the module's own loss and optimizer (after one unprofiled step), the top ``rows`` operators by
+    self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if batch[0].is_cuda else [])
+    step = bare_training_step(model, batch, precision)
     step()
     with profile(activities=activities) as profiler:
         step()
@@ -174,6 +194,12 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: the config's data_dir)")
     parser.add_argument("--json", action="store_true", help="also print one JSON object on its own line")
     parser.add_argument("--profile", action="store_true", help="also print the top operators of one step")
+    parser.add_argument(
+        "--bare-steps",
+        type=int,
+        default=0,
+        help="also time this many steps outside Lightning (median, fastest)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.channels_last=false")
     args = parser.parse_args()
 
@@ -232,6 +258,12 @@ def main() -> None:
         "data_img_per_s": round(data_img_per_s(datamodule, args.device), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if args.bare_steps:
+        bare = bare_step_ms(model, batch, args.precision, args.bare_steps)
+        result |= {
+            "bare_step_ms_median": round(statistics.median(bare), 1),
+            "bare_step_ms_min": round(min(bare), 1),
+        }
     if peak_gpu_mb is not None:  # training's peak, before the FLOP count and the matmul rate
         result |= {"gpu": torch.cuda.get_device_name(), "peak_gpu_mb": round(peak_gpu_mb, 1)}
     width = max(map(len, result))

@@ -12,7 +12,7 @@ def test_benchmark_reports_json(synthetic_data, data_overrides, tmp_path):
     root, _ = synthetic_data
     overrides = [o for o in data_overrides if not o.startswith(("data.data_dir", "data.batch_size"))]
     command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--batch-size", "4", "--steps", "2"]
-    command += ["--warmup", "1", "--iterations", "2", "--data-dir", str(root), "--profile", "--json"]
+    command += ["--warmup", "1", "--iterations", "2", "--data-dir", str(root), "--profile", "--bare-steps", "3", "--json"]
     command += overrides
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -27,6 +27,8 @@ def test_benchmark_reports_json(synthetic_data, data_overrides, tmp_path):
     assert figures["data_img_per_s"] > figures["train_img_per_s"]
     # Two capsule layers and the decoder: about 1.2 GFLOP per training image (paper architecture).
     assert 1.1 < figures["train_gflop_per_img"] < 1.3
+    # --bare-steps: the module's own steps outside Lightning, timed one by one
+    assert 0 < figures["bare_step_ms_min"] <= figures["bare_step_ms_median"]
     # --profile: the operator table of one step, the convolutions in it
     assert "Self CPU time total" in result.stdout and "aten::mkldnn_convolution" in result.stdout
     # the run's scratch folder is gone: repeated benchmarks do not fill the disk
