@@ -12,7 +12,8 @@ def test_benchmark_reports_json(synthetic_data, data_overrides, tmp_path):
     root, _ = synthetic_data
     overrides = [o for o in data_overrides if not o.startswith(("data.data_dir", "data.batch_size"))]
     command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--batch-size", "4", "--steps", "2"]
-    command += ["--warmup", "1", "--iterations", "2", "--data-dir", str(root), "--profile", "--bare-steps", "3", "--json"]
+    command += ["--warmup", "1", "--iterations", "2", "--data-dir", str(root), "--profile", "--json"]
+    command += ["--bare-steps", "3"]
     command += overrides
     scratch = tmp_path / "tmp"
     scratch.mkdir()
