@@ -16,9 +16,9 @@ class ModelCheckpointAcrossResumes(ModelCheckpoint):
     still on disk; a better epoch takes the lead in the new folder (Lightning deletes files only in its
     own folder, so the earlier folders keep theirs).
 
-    Checkpoints are ranked only on a held-out validation split: in a run that validates on the test
-    set (``data.validate_on_test``) or not at all (``data.val_size=0``, the paper's protocol), nothing
-    is ranked; ``save_top_k`` then keeps the newest epochs' checkpoints (-1: every epoch's).
+    Checkpoints are ranked only on a held-out validation split: in a run that does not validate
+    (``data.val_size=0``, the paper's protocol), nothing is ranked; ``save_top_k`` then keeps the newest
+    epochs' checkpoints (-1: every epoch's).
     """
 
     def setup(self, trainer, pl_module, stage: str) -> None:

@@ -3,9 +3,7 @@
 - Two protocols. Held out: the 60k training images are split into train and validation
   (``val_size``, seeded), and validation picks the checkpoint that is tested. The paper's:
   ``val_size=0`` trains on all 60k images with no validation at all, and the last weights are tested.
-  The test set never picks a model; the one exception says so by name, ``validate_on_test=true``
-  (with ``val_size=0``), for time-to-accuracy runs (``experiment=fast_cpu``) that stop at a test
-  accuracy, as time-to-accuracy benchmarks measure.
+  The test set never picks a model, and nothing looks at it before the end of training.
 - The whole split is held in memory as one uint8 tensor; a batch is gathered with one index
   operation (``__getitems__``), moved to the device as uint8 (4x less to copy), and only then
   scaled to [0, 1] and, for training batches only, randomly shifted.
@@ -76,20 +74,13 @@ class MNISTDataModule(L.LightningDataModule):
         shift_pixels: int = 2,
         num_workers: int = 0,
         pin_memory: bool = False,
-        validate_on_test: bool = False,
     ):
         super().__init__()
-        if validate_on_test and val_size:
-            raise ConfigError(
-                f"data.validate_on_test=true validates on the test set instead of a held-out split: "
-                f"it needs data.val_size=0 (given {val_size}); or set data.validate_on_test=false"
-            )
         self.spec = DatasetFiles(Path(data_dir), dataset, dict(files or {}))
         self.sources = list(sources)
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes
         self.val_size, self.split_seed, self.train_subset = val_size, split_seed, train_subset
-        self.validate_on_test = validate_on_test
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.shift_pixels = shift_pixels
@@ -162,9 +153,6 @@ class MNISTDataModule(L.LightningDataModule):
             self.train_set = InMemoryImages(images, labels, train_index)
             if self.val_size:
                 self.val_set = InMemoryImages(images, labels, val_index)
-            elif self.validate_on_test:
-                self.val_set = self.test_set = InMemoryImages(*self._tensors("test"))
-                log.warning("data.validate_on_test=true: validating on the TEST set (not for tuning)")
             else:
                 log.info("data.val_size=0: no validation; the last weights are tested (the paper's protocol)")
             log.info("train %d / val %d images", len(self.train_set), len(self.val_set or ()))
@@ -240,15 +228,6 @@ class MNISTDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.training:
             images = random_shift(images, self.shift_pixels)
         return images, labels
-
-
-def refuse_test_set_validation(datamodule: MNISTDataModule) -> None:
-    """For modules whose test set is not plain MNIST: validation needs a held-out split, or none."""
-    if datamodule.validate_on_test:
-        raise ConfigError(
-            f"data.validate_on_test=true is for MNIST and Fashion-MNIST only; {type(datamodule).__name__} "
-            f"validates on a held-out split (data.val_size >= 1) or not at all (data.val_size=0)"
-        )
 
 
 def check_canvas_shape(kwargs: dict, canvas: int, what: str) -> None:

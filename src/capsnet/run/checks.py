@@ -98,7 +98,6 @@ RULES: tuple[Rule, ...] = (
     int_at_least("batch_size", 1, optional=True),  # predict.yaml
     int_at_least("data.eval_batch_size", 1, optional=True),
     int_at_least("data.val_size", 0),
-    boolean("data.validate_on_test", optional=True),
     int_at_least("data.train_subset", 1, optional=True),
     int_at_least("data.shift_pixels", 0),
     int_at_least("data.num_workers", 0),
@@ -189,9 +188,8 @@ def _check_model_settings(cfg: DictConfig) -> None:
 
 
 def validates(cfg: DictConfig) -> bool:
-    """Whether a training run has a validation loop: data.val_size=0 (the paper's protocol) has none,
-    unless it validates on the test set by name."""
-    return OmegaConf.select(cfg, "data.val_size") != 0 or bool(OmegaConf.select(cfg, "data.validate_on_test"))
+    """Whether a training run has a validation loop: data.val_size=0 (the paper's protocol) has none."""
+    return OmegaConf.select(cfg, "data.val_size") != 0
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -43,7 +43,11 @@ BAD_CONFIGS = [  # (override, exit code, what the one line must say)
     ("trainer.precision=64-true", 2, "trainer.precision='64-true' is invalid"),
     ("trainer.precision=bf16-true", 2, "trainer.precision='bf16-true' is invalid"),
     ("trainer.precision=16-true", 2, "trainer.precision='16-true' is invalid"),
-    ("experiment=fast_cpu callbacks.stop_at_accuracy.target=99", 2, "stop_at_accuracy.target=99 is invalid"),
+    (
+        "callbacks=[default,stop_at_accuracy] callbacks.stop_at_accuracy.target=99",
+        2,
+        "callbacks.stop_at_accuracy.target=99 is invalid",
+    ),
     ("logger.wandb.mode=sometimes", 2, "logger.wandb.mode='sometimes' is invalid"),
     ("malloc_mmap_threshold=-1", 2, "malloc_mmap_threshold=-1 is invalid"),
     ("huge_pages=sometimes", 2, "huge_pages='sometimes' is invalid; allowed: true or false"),

@@ -39,33 +39,40 @@ def test_lightnings_messages_are_printed_once_and_kept_in_the_log(trained_capsne
     assert "GPU available: False" in (trained_capsnet.out / "train.log").read_text()
 
 
-def test_fast_cpu_experiment_stops_at_target_and_logs_time(tmp_path, tiny_overrides):
-    """One-cycle schedule sized by the Trainer, bf16, and the stop at the target accuracy."""
-    overrides = [
-        "experiment=fast_cpu",
-        "model.compile=false",  # compiling is covered by a slow test
-        "logger=csv",
-        "trainer.max_epochs=3",
-        "trainer.val_check_interval=5",  # steps: the first validation is half-way through epoch 0
-    ]
-    overrides += ["callbacks.stop_at_accuracy.target=0.0", *tiny_overrides]  # any accuracy reaches 0.0
-    overrides += ["data.val_size=0"]  # as the experiment: all training images, validation on the test set
+def test_fast_cpu_experiment_trains_a_fixed_schedule_then_tests_once(tmp_path, tiny_overrides):
+    """bf16, the one-cycle schedule sized by max_steps, no validation, then one test of the last weights."""
+    overrides = ["experiment=fast_cpu", "model.compile=false", "logger=csv", "trainer.log_every_n_steps=1"]
+    overrides += [*tiny_overrides, "data.val_size=0", "trainer.max_steps=15"]  # 112 images: 14 steps an epoch
+    result = run_in_process("train", overrides, tmp_path)
+    assert result.code == 0, result.output[-3000:]
+    with open(tmp_path / "csv" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert not [row for row in rows if row.get("val/acc")]  # the test set is looked at once, at the end
+    assert max(int(row["step"]) for row in rows if row.get("train/lr")) == 14  # steps 0-14
+    learning_rates = [float(row["train/lr"]) for row in rows if row.get("train/lr")]
+    assert learning_rates[-1] < 1e-3 * max(learning_rates)  # annealed to ~0 over exactly these steps
+    assert [row for row in rows if row.get("test/acc")]
+    assert "no validation; the last weights are tested" in result.output
+
+
+def test_stop_at_accuracy_stops_at_the_target_and_logs_the_time(tmp_path, tiny_overrides):
+    overrides = ["callbacks=[default,stop_at_accuracy]", "callbacks.stop_at_accuracy.target=0.0"]
+    overrides += [*tiny_overrides, "logger=csv", "trainer.max_epochs=3", "trainer.min_epochs=0"]
+    overrides += ["trainer.val_check_interval=5"]  # steps: the first validation is half-way through epoch 0
     result = run_in_process("train", overrides, tmp_path)
     assert result.code == 0, result.output[-3000:]
     with open(tmp_path / "csv" / "metrics.csv") as file:
         rows = list(csv.DictReader(file))
     stops = [row for row in rows if row.get("time_to_target_s")]
     assert len(stops) == 1 and float(stops[0]["time_to_target_s"]) > 0
-    # 96 training images in batches of 8: the first validation comes after step 5, and the run stops
-    # there, within the first epoch.
+    # any accuracy reaches 0.0: the run stops at its first validation, after step 5 of epoch 0
     assert max(int(row["step"]) for row in rows) == 5
     assert any(row.get("test/acc") for row in rows)
-    assert "testing the last weights" in result.output  # the test set validated, so it picks nothing
 
 
 def test_stop_at_accuracy_refuses_a_metric_validation_does_not_log(tmp_path, tiny_overrides):
-    overrides = ["experiment=fast_cpu", "model.compile=false", "logger=csv", "trainer.val_check_interval=5"]
-    overrides += ["callbacks.stop_at_accuracy.monitor=val/accuracy", *tiny_overrides, "data.val_size=0"]
+    overrides = ["callbacks=[default,stop_at_accuracy]", "logger=csv", "trainer.val_check_interval=5"]
+    overrides += ["callbacks.stop_at_accuracy.monitor=val/accuracy", *tiny_overrides]
     result = run_in_process("train", overrides, tmp_path)
     assert result.code == 2, result.output[-3000:]
     assert "callbacks.stop_at_accuracy.monitor='val/accuracy' is not logged by validation" in result.output

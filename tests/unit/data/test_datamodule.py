@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from capsnet.data.affine_datamodule import AffineMNISTDataModule
 from capsnet.data.augment import random_shift
 from capsnet.data.datamodule import MNISTDataModule
 from capsnet.data.files import DatasetFiles
@@ -61,24 +60,6 @@ def test_val_size_zero_trains_on_everything_and_validates_nothing(tmp_path):
     module.setup("fit")
     assert len(module.train_set) == 50 and module.val_set is None and module.test_set is None
     assert module.val_dataloader() == [] and not module.held_out_validation
-
-
-def test_validate_on_test_validates_on_the_test_set_by_name_only(tmp_path):
-    checksums = write_synthetic_mnist(tmp_path, train=50, test=10)
-    files = spec_for(tmp_path, checksums).files
-    module = MNISTDataModule(str(tmp_path), files=files, val_size=0, validate_on_test=True, batch_size=8)
-    module.setup("fit")
-    module.setup("test")
-    assert len(module.train_set) == 50 and len(module.val_set) == 10
-    assert module.val_set is module.test_set and not module.held_out_validation
-    with pytest.raises(ValueError, match=r"validate_on_test=true .* needs data.val_size=0 \(given 8\)"):
-        MNISTDataModule(str(tmp_path), files=files, val_size=8, validate_on_test=True)
-
-
-@pytest.mark.parametrize("module_class", [AffineMNISTDataModule, MultiMNISTDataModule])
-def test_test_set_validation_is_refused_where_the_test_set_is_not_mnist(tmp_path, module_class):
-    with pytest.raises(ValueError, match=f"for MNIST and Fashion-MNIST only; {module_class.__name__}"):
-        module_class(data_dir=str(tmp_path), val_size=0, validate_on_test=True)
 
 
 def test_shift_only_on_training_batches(tmp_path):
