@@ -87,16 +87,21 @@ def compose_config(args, output_dir: str):
     return cfg
 
 
-def matmul_gflops(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 10) -> float:
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+def timed_runs(run, device: str, runs: int, warmup: int) -> list[float]:
+    """Seconds of each of ``runs`` calls of ``run`` after ``warmup`` untimed ones, the device synchronised."""
     times = []
-    for _ in range(repeats + 2):
+    for _ in range(warmup + runs):
         _sync(device)
         start = time.perf_counter()
-        torch.mm(a, b)
+        run()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times[2:]) / 1e9
+    return times[warmup:]
+
+
+def matmul_gflops(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 10) -> float:
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    return 2 * size**3 / statistics.median(timed_runs(lambda: torch.mm(a, b), device, repeats, 2)) / 1e9
 
 
 def _sync(device: str) -> None:
@@ -135,14 +140,7 @@ def bare_step_ms(model, batch, precision: str, steps: int, warmup: int = 2) -> l
     """Wall time in ms of each of ``steps`` bare training steps (after ``warmup``): finer than the
     Lightning median for changes of a few %."""
     step = bare_training_step(model, batch, precision)
-    times = []
-    for _ in range(warmup + steps):
-        _sync(batch[0].device.type)
-        start = time.perf_counter()
-        step()
-        _sync(batch[0].device.type)
-        times.append((time.perf_counter() - start) * 1000)
-    return times[warmup:]
+    return [1000 * s for s in timed_runs(step, batch[0].device.type, steps, warmup)]
 
 
 def profile_training_step(model, batch, precision: str, rows: int = 15) -> str:
