@@ -32,6 +32,7 @@ from capsnet.run.workarounds import (
     csv_header_written_by_a_spawned_process,
     ddp_relaunching_the_whole_sweep,
     lightning_messages_printed_twice,
+    notices_nobody_can_act_on,
 )
 
 log = logging.getLogger(__name__)
@@ -213,8 +214,10 @@ def explorer_test_set(cfg: DictConfig, image_shape: tuple) -> tuple[Any, Any, st
 
 
 def start(cfg: DictConfig) -> None:
-    """Print Lightning's messages once; show and save the resolved config; seed every generator."""
+    """Print Lightning's messages once, and none that nobody can act on; show and save the resolved config;
+    seed every generator."""
     lightning_messages_printed_twice()
+    notices_nobody_can_act_on()
     print_config_tree(cfg, save_dir=cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)

@@ -2,6 +2,7 @@
 
 import csv
 import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -26,6 +27,39 @@ def lightning_messages_printed_twice() -> None:
     lightning_logger = logging.getLogger("lightning")
     for handler in [h for h in lightning_logger.handlers if type(h) is logging.StreamHandler]:
         lightning_logger.removeHandler(handler)
+
+
+# Lines the libraries print in every run that say nothing about the run and ask nothing a user can do:
+# (logger, how the message begins) and (warning category, a regular expression its message matches).
+NOTICES = [
+    ("lightning.pytorch.utilities.rank_zero", "\U0001f4a1 Tip: "),  # to install another logger
+    ("lightning.pytorch.utilities.rank_zero", "Trainer already configured with model summary callbacks"),
+    ("torch.utils.cpp_extension", "No CUDA runtime is found"),  # torch.compile on a CPU, with a CUDA build
+]
+WARNINGS = [
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),  # Lightning's call of a torch API
+    (UserWarning, r"Precision \S+ is not supported by the model summary"),  # the fp32 size it shows is right
+]
+
+
+class _DropNotices(logging.Filter):
+    def __init__(self, beginnings: tuple[str, ...]):
+        super().__init__()
+        self.beginnings = beginnings
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.beginnings)
+
+
+def notices_nobody_can_act_on() -> None:
+    """Keep the libraries' routine notices (``NOTICES``, ``WARNINGS``) off the console and out of the log,
+    so that what a run prints is about the run."""
+    for category, pattern in WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern, category=category)
+    for name in {name for name, _ in NOTICES}:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNotices) for f in logger.filters):
+            logger.addFilter(_DropNotices(tuple(text for n, text in NOTICES if n == name)))
 
 
 def ddp_relaunching_the_whole_sweep(cfg: DictConfig) -> dict[str, str]:
