@@ -98,12 +98,14 @@ class MNISTDataModule(L.LightningDataModule):
         """Saved in checkpoints: how far into the current epoch's order training has got, over all ranks."""
         if self.trainer is None or self.train_sampler is None:
             return {}
-        completed = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
-        if completed >= self.trainer.num_training_batches:  # the epoch is over: the next starts afresh
-            completed = 0
+        # The batches trained on: "processed". In a checkpoint saved after a step (every_n_train_steps,
+        # at on_train_batch_end) "completed" is one short, which Lightning's loop makes up for on resuming.
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= self.trainer.num_training_batches:  # the epoch is over: the next starts afresh
+            done = 0
         ranks = self.trainer.world_size
         geometry = {"processes": ranks, "batch_size": self.batch_size, "train_images": len(self.train_set)}
-        return {"examples_done_in_epoch": completed * self.batch_size * ranks, **geometry}
+        return {"examples_done_in_epoch": done * self.batch_size * ranks, **geometry}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_skip = state.get("examples_done_in_epoch", 0)

@@ -137,6 +137,37 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
     assert _objective(tmp_path / "resumed") == _objective(uninterrupted)  # what a sweeper reads
 
 
+@pytest.mark.parametrize(
+    ("every", "saved_step", "saved_epoch"),
+    [(6, INTERRUPTED_AT, 1), (STEPS_PER_EPOCH, STEPS_PER_EPOCH, 0)],
+    ids=["mid-epoch", "after-an-epochs-last-step"],
+)
+def test_a_run_killed_outright_resumes_exactly_from_its_last_periodic_checkpoint(
+    tmp_path, tiny_overrides, every, saved_step, saved_epoch
+):
+    """No signal to save on (the OOM killer, a lost node): the run continues from the last.ckpt that
+    ``every_n_train_steps`` saved after a step, and ends as if it had never stopped."""
+    overrides = _overrides(tiny_overrides, tmp_path / "logs")
+    overrides += [f"+callbacks.last_checkpoint.every_n_train_steps={every}"]
+    whole = run_in_process("train", overrides, tmp_path / "whole")
+    assert whole.code == 0, whole.output[-3000:]
+
+    first = tmp_path / "logs" / "train" / "runs" / "first"
+    process = _start([*overrides, *_signal_at(INTERRUPTED_AT + 1, signal.SIGKILL)], first)
+    output = _output(process)
+    assert process.returncode == -signal.SIGKILL, output[-3000:]
+    saved = _load(first / "checkpoints" / "last.ckpt")
+    assert (saved["global_step"], saved["epoch"]) == (saved_step, saved_epoch)
+
+    resumed = run_in_process("train", [*overrides, "ckpt_path=last"], tmp_path / "resumed")
+    assert resumed.code == 0, resumed.output[-3000:]
+    expected, actual = (
+        _load(run / "checkpoints" / "last.ckpt") for run in (tmp_path / "whole", tmp_path / "resumed")
+    )
+    assert (actual["global_step"], actual["epoch"]) == (expected["global_step"], expected["epoch"]) == (30, 2)
+    assert_same_training_state(expected, actual)
+
+
 def test_same_config_and_seed_give_identical_metrics(tmp_path, tiny_overrides, uninterrupted):
     """Two runs in this process: nothing carries over from one run to the next."""
     again = run_in_process("train", _overrides(tiny_overrides, tmp_path / "logs"), tmp_path / "again")
