@@ -264,13 +264,15 @@ def run_if(min_gpus: int = 1):
 
 
 class SignalAtStep(L.Callback):
-    """Sends this process ``signal`` once training has done ``step`` steps (not again after a resume)."""
+    """Sends this process ``signal`` in the middle of training step number ``step`` (after its backward
+    pass; not again after a resume), as a scheduler's signal arrives: a run that finishes the step, then
+    stops, has done ``step`` steps. With ``rank``, only the process of that global rank signals itself."""
 
-    def __init__(self, step: int, signal: str = "SIGUSR2"):
-        self.step, self.signal = step, signal
+    def __init__(self, step: int, signal: str = "SIGUSR2", rank: int | None = None):
+        self.step, self.signal, self.rank = step, signal, rank
 
-    def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
-        if trainer.global_step == self.step:
+    def on_after_backward(self, trainer, pl_module) -> None:
+        if trainer.global_step == self.step - 1 and self.rank in (None, trainer.global_rank):
             os.kill(os.getpid(), signal.Signals[self.signal])
 
 

@@ -1,6 +1,7 @@
 """Exact resume under DDP: a 2-process run stopped by SIGTERM in the middle of an epoch and resumed
 ends with the weights and optimizer state of the same run never interrupted. The SIGTERM comes from
-outside, at whatever point the ranks are: the paper's network, so that an epoch lasts seconds."""
+outside, at whatever point the ranks are (the paper's network, so that an epoch lasts seconds), or to
+one process only, at a chosen step."""
 
 import json
 import os
@@ -43,12 +44,25 @@ def _interrupt_during_epoch_1(process: subprocess.Popen, run_dir: Path, signum: 
     return _output(process)
 
 
-@pytest.mark.slow  # three 2-process runs
-def test_a_ddp_run_stopped_mid_epoch_resumes_exactly(tmp_path, data_overrides):
-    reference_dir = tmp_path / "reference"
-    reference = run_entry("train.py", _overrides(data_overrides, tmp_path / "ref_logs"), reference_dir)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_overrides) -> Path:
+    """The last checkpoint of the same 2-process run, never interrupted."""
+    root = tmp_path_factory.mktemp("uninterrupted_ddp")
+    reference = run_entry("train.py", _overrides(data_overrides, root / "logs"), root / "run")
     assert reference.returncode == 0, reference.stderr[-3000:]
+    return root / "run" / "checkpoints" / "last.ckpt"
 
+
+def _resume_and_compare(overrides: list[str], run_dir: Path, uninterrupted: Path) -> None:
+    resumed = run_entry("train.py", [*overrides, "ckpt_path=last"], run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, actual = _load(uninterrupted), _load(run_dir / "checkpoints" / "last.ckpt")
+    assert actual["global_step"] == expected["global_step"] == EPOCHS * STEPS_PER_EPOCH
+    assert_same_training_state(expected, actual)
+
+
+@pytest.mark.slow  # three 2-process runs
+def test_a_ddp_run_stopped_mid_epoch_resumes_exactly(tmp_path, data_overrides, uninterrupted):
     logs = tmp_path / "logs"
     first = logs / "train" / "runs" / "first"
     process = _start(_overrides(data_overrides, logs), first)
@@ -58,10 +72,28 @@ def test_a_ddp_run_stopped_mid_epoch_resumes_exactly(tmp_path, data_overrides):
     assert STEPS_PER_EPOCH <= saved["global_step"] < EPOCHS * STEPS_PER_EPOCH
     assert json.loads((first / "job.json").read_text())["status"] == "interrupted"
 
-    overrides = [*_overrides(data_overrides, logs), "ckpt_path=last"]
-    resumed = run_entry("train.py", overrides, tmp_path / "resumed")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected = _load(reference_dir / "checkpoints" / "last.ckpt")
-    actual = _load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
-    assert actual["global_step"] == expected["global_step"] == EPOCHS * STEPS_PER_EPOCH
-    assert_same_training_state(expected, actual)
+    _resume_and_compare(_overrides(data_overrides, logs), tmp_path / "resumed", uninterrupted)
+
+
+@pytest.mark.slow  # two more 2-process runs
+def test_a_signal_that_reaches_one_process_stops_both_after_the_same_step(
+    tmp_path, data_overrides, uninterrupted
+):
+    """SIGTERM to the second process only (a scheduler's signals reach the processes one by one): the
+    processes agree after the step, both stop and save, and the resumed run ends identical. Each process
+    stopping on its own flag, the signalled one waited in the checkpoint's barrier while the other went
+    on to the next step's broadcast, and both hung."""
+    logs = tmp_path / "logs"
+    first = logs / "train" / "runs" / "first"
+    step = STEPS_PER_EPOCH + 2
+    signal_rank_1 = [
+        "+callbacks.signal._target_=tests.helpers.SignalAtStep",
+        f"+callbacks.signal.step={step}",
+    ]
+    signal_rank_1 += ["+callbacks.signal.signal=SIGTERM", "+callbacks.signal.rank=1"]
+    process = _start([*_overrides(data_overrides, logs), *signal_rank_1], first)
+    output = _output(process)
+    assert process.returncode == 143, output[-3000:]
+    assert "Interrupted after step" in output
+    assert _load(first / "checkpoints" / "last.ckpt")["global_step"] == step  # that step finished
+    _resume_and_compare(_overrides(data_overrides, logs), tmp_path / "resumed", uninterrupted)
