@@ -52,10 +52,12 @@ def _start(overrides: list[str], run_dir: Path, env: dict[str, str] | None = Non
     )
 
 
-def _signal_at(step: int, signum: signal.Signals) -> list[str]:
-    """Overrides that make the run send itself ``signum`` once it has trained ``step`` steps."""
+def _signal_at(step: int, signum: signal.Signals, rank: int | None = None) -> list[str]:
+    """Overrides that make the run (with ``rank``, only that process) send itself ``signum`` during
+    training step ``step``."""
     target = "+callbacks.signal._target_=tests.helpers.SignalAtStep"
-    return [target, f"+callbacks.signal.step={step}", f"+callbacks.signal.signal={signum.name}"]
+    overrides = [target, f"+callbacks.signal.step={step}", f"+callbacks.signal.signal={signum.name}"]
+    return overrides + ([] if rank is None else [f"+callbacks.signal.rank={rank}"])
 
 
 def _output(process: subprocess.Popen) -> str:

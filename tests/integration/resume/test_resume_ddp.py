@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_entry
-from tests.integration.resume.test_resume import _load, _output, _start, assert_same_training_state
+from tests.integration.resume.test_resume import (
+    _load,
+    _output,
+    _signal_at,
+    _start,
+    assert_same_training_state,
+)
 
 STEPS_PER_EPOCH = 5  # 80 synthetic training images, batches of 8 on each of 2 processes
 EPOCHS = 3
@@ -86,12 +92,7 @@ def test_a_signal_that_reaches_one_process_stops_both_after_the_same_step(
     logs = tmp_path / "logs"
     first = logs / "train" / "runs" / "first"
     step = STEPS_PER_EPOCH + 2
-    signal_rank_1 = [
-        "+callbacks.signal._target_=tests.helpers.SignalAtStep",
-        f"+callbacks.signal.step={step}",
-    ]
-    signal_rank_1 += ["+callbacks.signal.signal=SIGTERM", "+callbacks.signal.rank=1"]
-    process = _start([*_overrides(data_overrides, logs), *signal_rank_1], first)
+    process = _start([*_overrides(data_overrides, logs), *_signal_at(step, signal.SIGTERM, rank=1)], first)
     output = _output(process)
     assert process.returncode == 143, output[-3000:]
     assert "Interrupted after step" in output
