@@ -37,8 +37,6 @@ from capsnet.run.workarounds import (
 
 log = logging.getLogger(__name__)
 
-# Top-level config groups that a model class takes by name when its constructor has them (the CapsNet).
-
 
 def train(cfg: DictConfig) -> float | None:
     """Fit (``train``), then test the best checkpoint (``test``). The final metrics go to
