@@ -8,13 +8,18 @@ metrics (``metrics.json``) and writes, into the multirun folder:
   the error of a failed job;
 - ``summary.md``: the same as a Markdown table, best first, then the jobs that failed or have no
   results yet (still running, or killed) and those that never started;
-- ``summary.png``: the metric against each swept parameter, one line per combination of the others.
-The metric defaults to the sweep's ``optimized_metric``.
+- ``summary.png``: the metric against each swept parameter, one line per combination of the others;
+- when the sweep varies ``seed`` (``-m routing=dynamic,leaky seed=1,2,3``), ``summary_over_seeds.csv``
+  and a second table in ``summary.md``: one row per variant (the other swept parameters), the seeds
+  finished out of its jobs, the mean and standard deviation (n - 1) of the metric and of the test error.
+The metric defaults to the sweep's ``optimized_metric``. Whether two variants' difference is more
+than noise: ``scripts/compare_runs.py`` on a pair of their runs (the same seed).
 """
 
 import argparse
 import csv
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -87,6 +92,11 @@ def summarize(multirun_dir: Path, metric: str | None = None) -> dict:
         lines += [f"- job {j['job']} ({_overrides(j, swept)})" for j in unfinished]
     if never_started:
         lines += ["", f"Jobs never started: {', '.join(never_started)} (of {expected} expected)"]
+    over_seeds = (
+        summarize_over_seeds(jobs, [k for k in swept if k != "seed"], metric) if "seed" in swept else []
+    )
+    if over_seeds:
+        write_over_seeds(over_seeds, multirun_dir / "summary_over_seeds.csv", lines)
     (multirun_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
     picture = plot(jobs, swept, metric)
@@ -99,7 +109,57 @@ def summarize(multirun_dir: Path, metric: str | None = None) -> dict:
         "unfinished": [j["job"] for j in unfinished],
         "never_started": never_started,
         "best": ranked[0] if ranked and metric in ranked[0]["metrics"] else None,
+        "over_seeds": over_seeds,
     }
+
+
+def summarize_over_seeds(jobs: list[dict], variant_keys: list[str], metric: str) -> list[dict]:
+    """One dict a variant (a combination of ``variant_keys``' values), best mean first: its ``params``,
+    ``seeds`` (those finished), ``jobs``, and the mean and standard deviation (None below two seeds)
+    of ``metric`` and of the test error in % (from ``test/acc``)."""
+    variants: dict[tuple, list[dict]] = {}
+    for job in jobs:
+        variants.setdefault(tuple(job["params"].get(k, "") for k in variant_keys), []).append(job)
+    rows = []
+    for values, members in variants.items():
+        finished = [job for job in members if metric in job["metrics"]]
+        errors = [100 * (1 - job["metrics"]["test/acc"]) for job in finished if "test/acc" in job["metrics"]]
+        rows.append(
+            {
+                "params": dict(zip(variant_keys, values, strict=True)),
+                "seeds": [job["params"].get("seed", "") for job in finished],
+                "jobs": len(members),
+                metric: _mean_and_std([job["metrics"][metric] for job in finished]),
+                "test error %": _mean_and_std(errors),
+            }
+        )
+    return sorted(rows, key=lambda row: -row[metric][0] if row[metric][0] is not None else math.inf)
+
+
+def _mean_and_std(values: list[float]) -> tuple[float | None, float | None]:
+    mean = statistics.fmean(values) if values else None
+    return mean, statistics.stdev(values) if len(values) > 1 else None
+
+
+def write_over_seeds(rows: list[dict], csv_path: Path, lines: list[str]) -> None:
+    """``rows`` as a CSV file, and as a Markdown table appended to ``lines``."""
+    keys = list(rows[0]["params"])
+    measured = [name for name in rows[0] if name not in ("params", "seeds", "jobs")]
+    columns = [*keys, "seeds", *(f"{name} {part}" for name in measured for part in ("mean", "std"))]
+    table = [
+        [
+            *row["params"].values(),
+            f"{len(row['seeds'])}/{row['jobs']}",
+            *(value for name in measured for value in row[name]),
+        ]
+        for row in rows
+    ]
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows([["" if value is None else value for value in row] for row in table])
+    lines += ["", "## Over seeds", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join("" if v is None else _cell(v) for v in row) + " |" for row in table]
 
 
 def _cell(value) -> str:
@@ -119,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = summarize(args.multirun_dir, args.metric)
     print((args.multirun_dir / "summary.md").read_text())
-    for name in ("summary.csv", "summary.md", "summary.png"):
+    for name in ("summary.csv", "summary_over_seeds.csv", "summary.md", "summary.png"):
         if (args.multirun_dir / name).exists():
             print(args.multirun_dir / name)
     if result["failed"] or result["unfinished"] or result["never_started"]:

@@ -1,9 +1,11 @@
 """Hydra multiruns: a folder per job, job.json and metrics.json, failures, Optuna, the sweep summary."""
 
 import contextlib
+import csv
 import importlib.util
 import io
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +89,7 @@ def test_summary_has_a_row_per_job_and_a_plot(grid_sweep):
     assert len(rows) == 1 + 4
     assert all(row.split(",")[1] == "completed" for row in rows[1:])
     assert "| job | status |" in (grid_sweep / "summary.md").read_text()
+    assert not (grid_sweep / "summary_over_seeds.csv").exists()  # no seeds swept
 
     with Image.open(grid_sweep / "summary.png") as picture:
         assert picture.size == (640, 2 * 400)  # one panel per swept parameter
@@ -174,6 +177,45 @@ def test_summary_names_jobs_without_results_and_jobs_never_started(tmp_path):
     text = (sweep / "summary.md").read_text()
     assert "Jobs without results (running or killed):\n- job 1 (routing.iterations=2)" in text
     assert "Jobs never started: 2 (of 3 expected)" in text
+
+
+def test_a_sweep_over_seeds_is_summarized_per_variant_with_mean_and_std(tmp_path):
+    """routing=dynamic,leaky x seed=1,2,3, leaky's seed 3 failed: each variant's mean and deviation over
+    the seeds that finished, and how many of its jobs those are."""
+    sweep = tmp_path / "sweep"
+    results = {  # (routing, seed): (val/acc_best, test/acc), None for the failed job
+        ("dynamic", 1): (0.990, 0.9960),
+        ("dynamic", 2): (0.992, 0.9965),
+        ("dynamic", 3): (0.994, 0.9970),
+        ("leaky", 1): (0.980, 0.9950),
+        ("leaky", 2): (0.984, 0.9956),
+        ("leaky", 3): None,
+    }
+    for job, ((routing, seed), result) in enumerate(results.items()):
+        folder = sweep / str(job)
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([f"routing={routing}", f"seed={seed}"])
+        )
+        if result is None:
+            (folder / "job.json").write_text(json.dumps({"status": "failed", "error": "diverged"}))
+            continue
+        (folder / "job.json").write_text(json.dumps({"status": "completed"}))
+        (folder / "metrics.json").write_text(json.dumps({"val/acc_best": result[0], "test/acc": result[1]}))
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"optimized_metric": "val/acc_best"}))
+
+    assert summarize(sweep).returncode == 1  # a job failed
+    rows = list(csv.DictReader((sweep / "summary_over_seeds.csv").open()))
+    assert [(row["routing"], row["seeds"]) for row in rows] == [("dynamic", "3/3"), ("leaky", "2/3")]
+    dynamic, leaky = rows
+    assert float(dynamic["val/acc_best mean"]) == pytest.approx(0.992)
+    assert float(dynamic["val/acc_best std"]) == pytest.approx(0.002)
+    assert float(dynamic["test error % mean"]) == pytest.approx(0.35)
+    assert float(dynamic["test error % std"]) == pytest.approx(0.05)
+    assert float(leaky["test error % mean"]) == pytest.approx(0.47)
+    assert float(leaky["test error % std"]) == pytest.approx(statistics.stdev([0.50, 0.44]))
+    text = (sweep / "summary.md").read_text()
+    assert "## Over seeds" in text and "| leaky | 2/3 |" in text
 
 
 def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
