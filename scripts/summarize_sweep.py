@@ -13,7 +13,7 @@ metrics (``metrics.json``) and writes, into the multirun folder:
   and a second table in ``summary.md``: one row per variant (the other swept parameters), the seeds
   finished out of its jobs, the mean and standard deviation (n - 1) of the metric and of the test error.
 The metric defaults to the sweep's ``optimized_metric``. Whether two variants' difference is more
-than noise: ``scripts/compare_runs.py`` on a pair of their runs (the same seed).
+than noise: ``scripts/compare_runs.py A1,A2,A3 B1,B2,B3`` on their runs, paired by seed.
 """
 
 import argparse
