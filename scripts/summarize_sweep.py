@@ -12,8 +12,9 @@ metrics (``metrics.json``) and writes, into the multirun folder:
 - when the sweep varies ``seed`` (``-m routing=dynamic,leaky seed=1,2,3``), ``summary_over_seeds.csv``
   and a second table in ``summary.md``: one row per variant (the other swept parameters), the seeds
   finished out of its jobs, the mean and standard deviation (n - 1) of the metric and of the test error.
-The metric defaults to the sweep's ``optimized_metric``. Whether two variants' difference is more
-than noise: ``scripts/compare_runs.py A1,A2,A3 B1,B2,B3`` on their runs, paired by seed.
+The metric defaults to the sweep's ``optimized_metric``, else ``val/acc_best``, or ``test/acc`` where
+no job validated (the paper's protocol). Whether two variants' difference is more than noise:
+``scripts/compare_runs.py A1,A2,A3 B1,B2,B3`` on their runs, paired by seed.
 """
 
 import argparse
@@ -50,10 +51,11 @@ def plot(jobs: list[dict], swept: list[str], metric: str) -> "charts.Image.Image
 
 def summarize(multirun_dir: Path, metric: str | None = None) -> dict:
     multirun_config = read_multirun_config(multirun_dir)
-    metric = metric or multirun_config.get("optimized_metric") or "val/acc_best"
     jobs = read_jobs(multirun_dir)
     if not jobs:
         raise SystemExit(f"{multirun_dir}: no job folders (*/.hydra/overrides.yaml): not a multirun folder")
+    metric = metric or multirun_config.get("optimized_metric") or default_metric(jobs)
+    test_column = ["test/acc"] if metric != "test/acc" else []
     keys = sorted({k for job in jobs for k in job["params"]})
     swept = [k for k in keys if len({job["params"].get(k) for job in jobs}) > 1]
     expected = expected_jobs(multirun_config)
@@ -61,14 +63,14 @@ def summarize(multirun_dir: Path, metric: str | None = None) -> dict:
     never_started = [str(n) for n in range(expected or 0) if str(n) not in present]
 
     ranked = sorted(jobs, key=lambda j: -j["metrics"][metric] if metric in j["metrics"] else math.inf)
-    columns = ["job", "status", *swept, metric, "test/acc", "error"]
+    columns = ["job", "status", *swept, metric, *test_column, "error"]
     rows = [
         [
             job["job"],
             job["status"],
             *(job["params"].get(k, "") for k in swept),
             job["metrics"].get(metric, ""),
-            job["metrics"].get("test/acc", ""),
+            *(job["metrics"].get(name, "") for name in test_column),
             job["error"],
         ]
         for job in ranked
@@ -113,6 +115,12 @@ def summarize(multirun_dir: Path, metric: str | None = None) -> dict:
     }
 
 
+def default_metric(jobs: list[dict]) -> str:
+    """``val/acc_best`` where the jobs validated; ``test/acc`` where none did (the paper's protocol,
+    ``data.val_size=0``: the last weights tested, nothing else to report)."""
+    return "val/acc_best" if any("val/acc_best" in job["metrics"] for job in jobs) else "test/acc"
+
+
 def summarize_over_seeds(jobs: list[dict], variant_keys: list[str], metric: str) -> list[dict]:
     """One dict a variant (a combination of ``variant_keys``' values), best mean first: its ``params``,
     ``seeds`` (those finished), ``jobs``, and the mean and standard deviation (None below two seeds)
@@ -124,16 +132,24 @@ def summarize_over_seeds(jobs: list[dict], variant_keys: list[str], metric: str)
     for values, members in variants.items():
         finished = [job for job in members if metric in job["metrics"]]
         errors = [100 * (1 - job["metrics"]["test/acc"]) for job in finished if "test/acc" in job["metrics"]]
-        rows.append(
-            {
-                "params": dict(zip(variant_keys, values, strict=True)),
-                "seeds": [job["params"].get("seed", "") for job in finished],
-                "jobs": len(members),
-                metric: _mean_and_std([job["metrics"][metric] for job in finished]),
-                "test error %": _mean_and_std(errors),
-            }
-        )
-    return sorted(rows, key=lambda row: -row[metric][0] if row[metric][0] is not None else math.inf)
+        row = {
+            "params": dict(zip(variant_keys, values, strict=True)),
+            "seeds": [job["params"].get("seed", "") for job in finished],
+            "jobs": len(members),
+            metric: _mean_and_std([job["metrics"][metric] for job in finished]),
+            "test error %": _mean_and_std(errors),
+        }
+        if metric == "test/acc":  # the test error says it
+            del row[metric]
+        rows.append(row)
+    return sorted(rows, key=lambda row: _best_first(row, metric))
+
+
+def _best_first(row: dict, metric: str) -> float:
+    mean = row[metric][0] if metric in row else row["test error %"][0]
+    if mean is None:
+        return math.inf
+    return -mean if metric in row else mean
 
 
 def _mean_and_std(values: list[float]) -> tuple[float | None, float | None]:

@@ -179,10 +179,27 @@ def test_summary_names_jobs_without_results_and_jobs_never_started(tmp_path):
     assert "Jobs never started: 2 (of 3 expected)" in text
 
 
+def _seeds_sweep(sweep: Path, results: dict, optimized_metric: str | None) -> Path:
+    """A finished sweep's folders: ``results`` maps (routing, seed) to the job's metrics, None for a
+    job that failed."""
+    for job, ((routing, seed), metrics) in enumerate(results.items()):
+        folder = sweep / str(job)
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([f"routing={routing}", f"seed={seed}"])
+        )
+        if metrics is None:
+            (folder / "job.json").write_text(json.dumps({"status": "failed", "error": "diverged"}))
+            continue
+        (folder / "job.json").write_text(json.dumps({"status": "completed"}))
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"optimized_metric": optimized_metric}))
+    return sweep
+
+
 def test_a_sweep_over_seeds_is_summarized_per_variant_with_mean_and_std(tmp_path):
     """routing=dynamic,leaky x seed=1,2,3, leaky's seed 3 failed: each variant's mean and deviation over
     the seeds that finished, and how many of its jobs those are."""
-    sweep = tmp_path / "sweep"
     results = {  # (routing, seed): (val/acc_best, test/acc), None for the failed job
         ("dynamic", 1): (0.990, 0.9960),
         ("dynamic", 2): (0.992, 0.9965),
@@ -191,18 +208,10 @@ def test_a_sweep_over_seeds_is_summarized_per_variant_with_mean_and_std(tmp_path
         ("leaky", 2): (0.984, 0.9956),
         ("leaky", 3): None,
     }
-    for job, ((routing, seed), result) in enumerate(results.items()):
-        folder = sweep / str(job)
-        (folder / ".hydra").mkdir(parents=True)
-        (folder / ".hydra" / "overrides.yaml").write_text(
-            yaml.safe_dump([f"routing={routing}", f"seed={seed}"])
-        )
-        if result is None:
-            (folder / "job.json").write_text(json.dumps({"status": "failed", "error": "diverged"}))
-            continue
-        (folder / "job.json").write_text(json.dumps({"status": "completed"}))
-        (folder / "metrics.json").write_text(json.dumps({"val/acc_best": result[0], "test/acc": result[1]}))
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"optimized_metric": "val/acc_best"}))
+    metrics = {
+        key: value and {"val/acc_best": value[0], "test/acc": value[1]} for key, value in results.items()
+    }
+    sweep = _seeds_sweep(tmp_path / "sweep", metrics, "val/acc_best")
 
     assert summarize(sweep).returncode == 1  # a job failed
     rows = list(csv.DictReader((sweep / "summary_over_seeds.csv").open()))
@@ -216,6 +225,26 @@ def test_a_sweep_over_seeds_is_summarized_per_variant_with_mean_and_std(tmp_path
     assert float(leaky["test error % std"]) == pytest.approx(statistics.stdev([0.50, 0.44]))
     text = (sweep / "summary.md").read_text()
     assert "## Over seeds" in text and "| leaky | 2/3 |" in text
+
+
+def test_a_sweep_without_validation_is_summarized_by_its_test_error(tmp_path):
+    """The paper's protocol (``experiment=paper_short -m seed=1,2``): no validation metric and no
+    optimized_metric; the test accuracy is the metric, and each variant's test error over its seeds."""
+    metrics = {
+        ("dynamic", 1): {"test/acc": 0.9960},
+        ("dynamic", 2): {"test/acc": 0.9970},
+        ("leaky", 1): {"test/acc": 0.9970},
+        ("leaky", 2): {"test/acc": 0.9980},
+    }
+    sweep = _seeds_sweep(tmp_path / "sweep", metrics, None)
+    assert summarize(sweep).returncode == 0
+    header, *rows = list(csv.reader((sweep / "summary.csv").open()))
+    assert header == ["job", "status", "routing", "seed", "test/acc", "error"]
+    assert [row[0] for row in rows] == ["3", "1", "2", "0"]  # highest test accuracy first
+    rows = list(csv.DictReader((sweep / "summary_over_seeds.csv").open()))
+    assert list(rows[0]) == ["routing", "seeds", "test error % mean", "test error % std"]
+    assert [(row["routing"], row["seeds"]) for row in rows] == [("leaky", "2/2"), ("dynamic", "2/2")]
+    assert [float(row["test error % mean"]) for row in rows] == pytest.approx([0.25, 0.35])
 
 
 def test_capsnet_vs_cnn_runs_both_models_in_one_sweep(tmp_path, data_overrides):
