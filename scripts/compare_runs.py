@@ -11,9 +11,9 @@ better). ``--list`` also prints the indices of the images each gets wrong.
 At 0.5% error on MNIST's 10,000 test images one standard error is 0.07 points: many a CapsNet
 "improvement" is smaller than that.
 
-McNemar's test compares two trained networks, not two recipes: a recipe's runs differ from seed to
-seed by more than that (one run perturbed by two batches moved 0.35% to 0.40% here). For recipes, give
-each side's runs separated by commas, paired in order (the same seeds):
+McNemar's test compares two trained networks, not two recipes: one recipe's runs differ from seed to
+seed, often by more than its standard error (docs/paper.md's ladder). For recipes, give each side's
+runs separated by commas, paired in order (the same seeds):
 
     python scripts/compare_runs.py A_seed1,A_seed2,A_seed3 B_seed1,B_seed2,B_seed3
 
