@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from capsnet.run.sweep_results import expected_jobs, read_jobs, read_multirun_config
+from capsnet.run.sweep_results import expected_jobs, mean_and_std, read_jobs, read_multirun_config
 from capsnet.viz import charts
 
 
@@ -85,8 +85,7 @@ def paper_table(sweep_dir: Path) -> dict:
                 missing.append(
                     f"job {job['job']} ({paper.key}, seed {job['params'].get('seed', '?')}): {why}"
                 )
-        mean = statistics.fmean(errors) if errors else None
-        std = statistics.stdev(errors) if len(errors) > 1 else None
+        mean, std = mean_and_std(errors)
         measured[paper.key] = errors
         rows.append(
             [

@@ -20,11 +20,16 @@ no job validated (the paper's protocol). Whether two variants' difference is mor
 import argparse
 import csv
 import math
-import statistics
 import sys
 from pathlib import Path
 
-from capsnet.run.sweep_results import expected_jobs, parse_value, read_jobs, read_multirun_config
+from capsnet.run.sweep_results import (
+    expected_jobs,
+    mean_and_std,
+    parse_value,
+    read_jobs,
+    read_multirun_config,
+)
 from capsnet.viz import charts
 
 
@@ -136,8 +141,8 @@ def summarize_over_seeds(jobs: list[dict], variant_keys: list[str], metric: str)
             "params": dict(zip(variant_keys, values, strict=True)),
             "seeds": [job["params"].get("seed", "") for job in finished],
             "jobs": len(members),
-            metric: _mean_and_std([job["metrics"][metric] for job in finished]),
-            "test error %": _mean_and_std(errors),
+            metric: mean_and_std([job["metrics"][metric] for job in finished]),
+            "test error %": mean_and_std(errors),
         }
         if metric == "test/acc":  # the test error says it
             del row[metric]
@@ -150,11 +155,6 @@ def _best_first(row: dict, metric: str) -> float:
     if mean is None:
         return math.inf
     return -mean if metric in row else mean
-
-
-def _mean_and_std(values: list[float]) -> tuple[float | None, float | None]:
-    mean = statistics.fmean(values) if values else None
-    return mean, statistics.stdev(values) if len(values) > 1 else None
 
 
 def write_over_seeds(rows: list[dict], csv_path: Path, lines: list[str]) -> None:

@@ -3,6 +3,7 @@
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,12 @@ def parse_value(text: str):
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+
+
+def mean_and_std(values: list[float]) -> tuple[float | None, float | None]:
+    """The mean (None without values) and the standard deviation, n - 1 (None below two values)."""
+    mean = statistics.fmean(values) if values else None
+    return mean, statistics.stdev(values) if len(values) > 1 else None
 
 
 def expected_jobs(multirun_config: dict) -> int | None:

@@ -80,7 +80,7 @@ def test_recipes_over_seeds_are_compared_by_the_paired_differences(tmp_path, cap
     b = ",".join(runs["b", seed] for seed in (1, 2, 3))
     assert script.main([a, b]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("McNemar's exact test") == 3  # each pair, then the seeds together
+    assert printed.count("McNemar's exact test") == 3  # one for each pair of runs
     assert "A: 2.000% error, standard deviation 1.000 (1.00%, 2.00%, 3.00%)" in printed
     assert "B: 4.000% error, standard deviation 1.000 (3.00%, 5.00%, 4.00%)" in printed
     t = 2 * 3**0.5
