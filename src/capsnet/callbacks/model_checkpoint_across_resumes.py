@@ -28,7 +28,15 @@ class ModelCheckpointAcrossResumes(ModelCheckpoint):
 
     @property
     def state_key(self) -> str:
-        """ModelCheckpoint's: checkpoints saved by it (before this class) continue into this one."""
+        """ModelCheckpoint's key and the file name: Lightning's key alone is the same for two instances
+        that differ only in what they save (``last`` and ``epoch_{epoch:03d}`` with no monitor, the
+        same mode and trigger), which then restore each other's state, and one deletes the other's file."""
+        return f"{self._legacy_state_key}{{'filename': {self.filename!r}}}"
+
+    @property
+    def _legacy_state_key(self) -> str:
+        """ModelCheckpoint's own key: checkpoints saved by it, or by this class before the file name was
+        in the key, continue into this one (Lightning looks this key up when the other is missing)."""
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.call import _call_callbacks_load_state_dict
 
 from capsnet.callbacks.model_checkpoint_across_resumes import ModelCheckpointAcrossResumes
 
@@ -69,4 +70,31 @@ def test_a_run_stopped_before_its_first_validation_resumes_without_a_warning(tmp
 
 def test_checkpoints_saved_by_lightnings_class_resume_into_it(tmp_path):
     arguments = {"dirpath": tmp_path, "monitor": "val/acc", "mode": "max"}
-    assert ModelCheckpointAcrossResumes(**arguments).state_key == ModelCheckpoint(**arguments).state_key
+    saved = ModelCheckpoint(**arguments)
+    saved.best_model_path = str(tmp_path / "epoch_003.ckpt")
+    checkpoint = {"callbacks": {saved.state_key: saved.state_dict()}}
+    callback = ModelCheckpointAcrossResumes(**arguments)
+    _call_callbacks_load_state_dict(SimpleNamespace(callbacks=[callback]), checkpoint)  # as Lightning does
+    assert callback.best_model_path == str(tmp_path / "epoch_003.ckpt")
+
+
+def test_two_that_differ_only_in_what_they_save_keep_their_own_state(tmp_path):
+    """The paper's protocol: no monitor for either; with the same mode and trigger, Lightning's keys are
+    the same, and each instance would restore the state of whichever was saved last."""
+    arguments = {"dirpath": tmp_path, "monitor": None, "mode": "min"}
+    assert ModelCheckpoint(filename="last", **arguments).state_key == ModelCheckpoint(**arguments).state_key
+    last, epochs = (
+        ModelCheckpointAcrossResumes(filename=f, **arguments) for f in ("last", "epoch_{epoch:03d}")
+    )
+    assert last.state_key != epochs.state_key
+    last.best_model_path, epochs.best_model_path = (
+        str(tmp_path / "last.ckpt"),
+        str(tmp_path / "epoch_000.ckpt"),
+    )
+    checkpoint = {"callbacks": {c.state_key: c.state_dict() for c in (epochs, last)}}
+    restored = [ModelCheckpointAcrossResumes(filename=f, **arguments) for f in ("last", "epoch_{epoch:03d}")]
+    _call_callbacks_load_state_dict(SimpleNamespace(callbacks=restored), checkpoint)
+    assert [c.best_model_path for c in restored] == [
+        str(tmp_path / "last.ckpt"),
+        str(tmp_path / "epoch_000.ckpt"),
+    ]
