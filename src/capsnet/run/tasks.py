@@ -30,6 +30,7 @@ from capsnet.run.config_tree import print_config_tree
 from capsnet.run.loggers import finish_loggers
 from capsnet.run.workarounds import (
     csv_header_written_by_a_spawned_process,
+    csv_metrics_deleted_by_a_resumed_run,
     ddp_relaunching_the_whole_sweep,
     lightning_messages_printed_twice,
     notices_nobody_can_act_on,
@@ -58,6 +59,7 @@ def train(cfg: DictConfig) -> float | None:
         trainer: L.Trainer = hydra.utils.instantiate(
             cfg.trainer, callbacks=callbacks, logger=loggers or False, **ddp_relaunching_the_whole_sweep(cfg)
         )
+        csv_metrics_deleted_by_a_resumed_run(trainer, loggers, ckpt_path, checkpoint)
         log_hyperparameters(loggers, cfg, model)
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -39,6 +39,11 @@ NOTICES = [
 WARNINGS = [
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),  # Lightning's call of a torch API
     (UserWarning, r"Precision \S+ is not supported by the model summary"),  # the fp32 size it shows is right
+    # A checkpoint saved before ModelCheckpointAcrossResumes' key named the file: its states still load
+    (
+        UserWarning,
+        r"Be aware that when using `ckpt_path`, .* callbacks: \[(\"ModelCheckpoint\{[^\"{}]*\}\"(, )?)+\]\.$",
+    ),
 ]
 
 
@@ -78,6 +83,54 @@ def ddp_relaunching_the_whole_sweep(cfg: DictConfig) -> dict[str, str]:
         log.info("trainer.strategy=ddp in a multirun: using ddp_spawn (see capsnet.run.workarounds)")
         return {"strategy": "ddp_spawn"}
     return {}
+
+
+def csv_metrics_deleted_by_a_resumed_run(
+    trainer: L.Trainer, loggers: list[Logger], ckpt_path: str | None, checkpoint: dict | None
+) -> None:
+    """Keep what a run resumed in its own folder logged up to the checkpoint it continues from.
+
+    Lightning's CSV logger deletes the metrics.csv it finds when it starts, so a job requeued into its
+    own folder (``ckpt_path=auto``) would end with only what it logged after the resume. The rows of the
+    steps the checkpoint holds are written back (Lightning logs step n's row as ``step`` n - 1, and an
+    epoch's row as its last step's); the resumed run logs the later ones again, and a row a kill cut
+    short is dropped. Called before anything is logged.
+    """
+    if checkpoint is None or not trainer.is_global_zero:
+        return
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger) or not _inside(ckpt_path, logger.save_dir):
+            continue  # a checkpoint of another folder: this folder's file is not that run's
+        metrics_file = Path(logger.log_dir) / "metrics.csv"
+        if not metrics_file.is_file():
+            continue
+        with open(metrics_file, newline="") as file:
+            reader = csv.DictReader(file)
+            rows = [row for row in reader if _step(row) < checkpoint["global_step"]]
+            header = list(reader.fieldnames or [])
+        logger.experiment.metrics_keys[:] = header  # creating the writer deletes the file
+        with open(metrics_file, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+        log.info(
+            "%s: kept the %d rows of the %d steps before the resume",
+            metrics_file,
+            len(rows),
+            checkpoint["global_step"],
+        )
+
+
+def _inside(path: str, folder: str) -> bool:
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def _step(row: dict) -> float:
+    """The row's step; NaN (kept by no comparison) for a row without one."""
+    try:
+        return float(row.get("step") or "nan")
+    except ValueError:
+        return float("nan")
 
 
 def csv_header_written_by_a_spawned_process(trainer: L.Trainer, loggers: list[Logger]) -> None:

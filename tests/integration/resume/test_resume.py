@@ -420,3 +420,64 @@ def test_a_signal_before_training_starts_ends_with_one_line_and_a_record(tmp_pat
     said = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
     assert f"Interrupted: {said} before the work was done; nothing was written half" in output
     assert json.loads((run_dir / "job.json").read_text())["status"] == "interrupted"
+
+
+STEPS_PER_EPOCH_ALL_IMAGES = 12  # 96 images, none held out (data.val_size=0)
+
+
+def _metric_rows(run_dir: Path) -> list[dict[str, float]]:
+    """The rows of the run's metrics.csv, each with only the values it holds, in the order written."""
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        return [{key: float(value) for key, value in row.items() if value} for row in csv.DictReader(file)]
+
+
+@pytest.mark.parametrize(
+    ("every", "signum", "at_step", "saved_step"),
+    [(None, signal.SIGKILL, 14, 12), (None, signal.SIGTERM, 12, 12), (8, signal.SIGKILL, 19, 16)],
+    ids=[
+        "killed-after-an-epochs-checkpoint",
+        "sigterm-in-an-epochs-last-step",
+        "killed-after-a-periodic-one",
+    ],
+)
+def test_a_job_requeued_into_its_folder_ends_with_the_whole_runs_checkpoints_and_metrics(
+    tmp_path, tiny_overrides, every, signum, at_step, saved_step
+):
+    """The paper's protocol (no validation, every epoch's checkpoint kept), stopped and requeued into its
+    own folder (``ckpt_path=auto``): the folder ends as the uninterrupted run's, with the same training
+    state, each epoch's checkpoint once (not again as ``epoch_000-v1.ckpt``) and the whole run's
+    metrics.csv (Lightning's CSV logger deletes the file it finds; the rows up to the checkpoint stay)."""
+    overrides = [*_overrides(tiny_overrides, tmp_path / "logs"), "data.val_size=0", "optimized_metric=null"]
+    overrides += ["+callbacks.model_checkpoint.save_top_k=-1", "trainer.log_every_n_steps=1"]
+    overrides += [f"+callbacks.last_checkpoint.every_n_train_steps={every}"] if every else []
+    whole = run_in_process("train", overrides, tmp_path / "whole")
+    assert whole.code == 0, whole.output[-3000:]
+
+    job = tmp_path / "logs" / "train" / "runs" / "job"
+    process = _start([*overrides, *_signal_at(at_step, signum)], job)
+    output = _output(process)
+    assert process.returncode == (143 if signum == signal.SIGTERM else -signum), output[-3000:]
+    assert _load(job / "checkpoints" / "last.ckpt")["global_step"] == saved_step
+
+    requeued = run_in_process("train", overrides, job)
+    assert requeued.code == 0, requeued.output[-3000:]
+    assert "continuing this job's own" in requeued.output
+    assert sorted(p.name for p in (job / "checkpoints").iterdir()) == [
+        *(f"epoch_{epoch:03d}.ckpt" for epoch in range(EPOCHS)),
+        "last.ckpt",
+    ]
+    assert_same_training_state(
+        _load(tmp_path / "whole" / "checkpoints" / "last.ckpt"), _load(job / "checkpoints" / "last.ckpt")
+    )
+    expected, actual = _metric_rows(tmp_path / "whole"), _metric_rows(job)
+    assert [sorted(row) for row in actual] == [sorted(row) for row in expected]
+    assert len(expected) > EPOCHS * STEPS_PER_EPOCH_ALL_IMAGES  # every step's row, and each epoch's
+    # The epoch's train/acc of a run resumed mid-epoch counts the batches after the resume (the metric's
+    # running counts are not in the checkpoint): it is the one value left out there.
+    resumed_epoch = (
+        saved_step // STEPS_PER_EPOCH_ALL_IMAGES if saved_step % STEPS_PER_EPOCH_ALL_IMAGES else None
+    )
+    for theirs, ours in zip(expected, actual, strict=True):
+        if "train/acc" in theirs and theirs["epoch"] == resumed_epoch:
+            theirs, ours = ({k: v for k, v in row.items() if k != "train/acc"} for row in (theirs, ours))
+        assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
