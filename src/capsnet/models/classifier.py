@@ -24,6 +24,7 @@ from capsnet.errors import NonFiniteError
 STAGES = ("train", "val", "test")
 MODULE_CLASS_KEY = "module_class"  # checkpoints name the LightningModule class that wrote them
 BEST_KEY = "val_acc_best"  # and hold the best validation accuracy so far (torchmetrics keeps no state)
+TRAIN_COUNTS_KEY = "train_acc_counts"  # and the counts behind the epoch's train/acc so far, all processes'
 
 
 class ClassifierModule(L.LightningModule):
@@ -45,6 +46,7 @@ class ClassifierModule(L.LightningModule):
         )
         self.val_acc_best = MaxMetric()
         self._restored_val_acc_best: float | None = None  # from the checkpoint a run resumes
+        self._restored_train_counts: dict[str, torch.Tensor] | None = None  # likewise
         self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.test_confusion_matrix: torch.Tensor | None = None  # [true, predicted] counts of the last test
         self.test_predictions: torch.Tensor | None = None  # [N, 2]: (label, predicted) of the last test
@@ -63,9 +65,19 @@ class ClassifierModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[MODULE_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
         checkpoint[BEST_KEY] = float(self.val_acc_best.max_value)  # -inf before the first validation
+        checkpoint[TRAIN_COUNTS_KEY] = self._train_accuracy_counts()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._restored_val_acc_best = checkpoint.get(BEST_KEY)
+        if _saved_with_batches_of_its_epoch_left(checkpoint):  # which the resumed run trains on
+            self._restored_train_counts = checkpoint.get(TRAIN_COUNTS_KEY)
+
+    def _train_accuracy_counts(self) -> dict[str, torch.Tensor]:
+        """The counts train/acc has gathered this epoch, summed over the processes (every process saves
+        a checkpoint, so the sum is a collective all of them take part in)."""
+        metric = self.accuracy["train_acc"]
+        with metric.sync_context():
+            return {name: value.detach().cpu().clone() for name, value in metric.metric_state.items()}
 
     def _step(self, batch, stage: str) -> tuple[NamedTuple, Any]:
         """(loss terms, ``total`` first; the network's output) for one batch."""
@@ -88,6 +100,11 @@ class ClassifierModule(L.LightningModule):
         self.val_acc_best.reset()
         if self._restored_val_acc_best is not None and self._restored_val_acc_best > float("-inf"):
             self.val_acc_best.update(torch.tensor(self._restored_val_acc_best, device=self.device))
+        # A run resumed in the middle of an epoch counts that epoch's train/acc on from where it stopped:
+        # the first process takes the counts of all of them (what is wanted is the sum over them).
+        counts, self._restored_train_counts = self._restored_train_counts, None
+        if counts is not None and self.trainer.is_global_zero:
+            self.accuracy["train_acc"].merge_state({name: c.to(self.device) for name, c in counts.items()})
 
     def _scored_step(self, batch, stage: str):
         terms, output = self._step(batch, stage)
@@ -182,3 +199,12 @@ class ClassifierModule(L.LightningModule):
             run_length["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = hydra.utils.instantiate(self.hparams.scheduler, optimizer=optimizer, **run_length)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _saved_with_batches_of_its_epoch_left(checkpoint: dict[str, Any]) -> bool:
+    """Whether the checkpoint was saved in the middle of an epoch, before its last batch (Lightning's
+    loop counters: an epoch's end hooks have run when its ``processed`` count reached ``started``)."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    epoch = loop.get("epoch_progress", {}).get("current", {})
+    batches = loop.get("epoch_loop.batch_progress", {})
+    return epoch.get("processed", 0) < epoch.get("started", 0) and not batches.get("is_last_batch", True)

@@ -3,6 +3,7 @@ ends with the weights and optimizer state of the same run never interrupted. The
 outside, at whatever point the ranks are (the paper's network, so that an epoch lasts seconds), or to
 one process only, at a chosen step."""
 
+import csv
 import json
 import os
 import signal
@@ -65,6 +66,19 @@ def _resume_and_compare(overrides: list[str], run_dir: Path, uninterrupted: Path
     expected, actual = _load(uninterrupted), _load(run_dir / "checkpoints" / "last.ckpt")
     assert actual["global_step"] == expected["global_step"] == EPOCHS * STEPS_PER_EPOCH
     assert_same_training_state(expected, actual)
+    # Each epoch's train/acc over both processes, the epoch the run was resumed in included
+    epoch_accuracy, resumed_accuracy = (
+        _train_accuracy_by_epoch(run) for run in (uninterrupted.parents[1], run_dir)
+    )
+    assert resumed_accuracy == pytest.approx({e: epoch_accuracy[e] for e in resumed_accuracy}, abs=1e-6)
+    assert min(resumed_accuracy) < EPOCHS - 1  # the epoch it was resumed in, and the ones after
+
+
+def _train_accuracy_by_epoch(run_dir: Path) -> dict[int, float]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        return {
+            int(row["epoch"]): float(row["train/acc"]) for row in csv.DictReader(file) if row["train/acc"]
+        }
 
 
 @pytest.mark.slow  # three 2-process runs
