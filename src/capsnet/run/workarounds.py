@@ -1,6 +1,7 @@
 """Where Lightning, run inside Hydra, needs help: each function is named after what it works around."""
 
 import csv
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig
 
 from capsnet.ops.hydra_runtime import in_multirun
+from capsnet.ops.result_files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +110,12 @@ def csv_metrics_deleted_by_a_resumed_run(
             reader = csv.DictReader(file)
             rows = [row for row in reader if _step(row) < checkpoint["global_step"]]
             header = list(reader.fieldnames or [])
+        kept = io.StringIO(newline="")
+        writer = csv.DictWriter(kept, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
         logger.experiment.metrics_keys[:] = header  # creating the writer deletes the file
-        with open(metrics_file, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=header)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_text_atomically(metrics_file, kept.getvalue())
         log.info(
             "%s: kept the %d rows of the %d steps before the resume",
             metrics_file,
