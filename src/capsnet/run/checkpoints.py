@@ -1,4 +1,4 @@
-"""Which checkpoint a run resumes (``ckpt_path``), and the W&B run that checkpoint belongs to."""
+"""Which checkpoint a run resumes (``ckpt_path``), and the W&B and MLflow runs that checkpoint belongs to."""
 
 import logging
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from capsnet.callbacks.mlflow_run_in_checkpoint import MLFLOW_RUN_ID_KEY
 from capsnet.callbacks.wandb_run_in_checkpoint import WANDB_RUN_ID_KEY
 from capsnet.errors import ConfigError
 from capsnet.models.classifier import MODULE_CLASS_KEY
@@ -114,11 +115,11 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def continue_wandb_run(cfg: DictConfig, checkpoint: dict) -> None:
-    """Resuming a run that logged to W&B continues the same W&B run (unless ``logger.wandb.id`` is set)."""
-    if OmegaConf.select(cfg, "logger.wandb") is None or cfg.logger.wandb.get("id"):
-        return
-    run_id = checkpoint.get(WANDB_RUN_ID_KEY)
-    if run_id:
-        with open_dict(cfg):
-            cfg.logger.wandb.id = run_id
+def continue_tracking_runs(cfg: DictConfig, checkpoint: dict) -> None:
+    """Resuming a run that logged to W&B or MLflow continues the same W&B or MLflow run (unless
+    ``logger.wandb.id`` or ``logger.mlflow.run_id`` names one)."""
+    for logger, key, stored in (("wandb", "id", WANDB_RUN_ID_KEY), ("mlflow", "run_id", MLFLOW_RUN_ID_KEY)):
+        settings = OmegaConf.select(cfg, f"logger.{logger}")
+        if settings is not None and not settings.get(key) and checkpoint.get(stored):
+            with open_dict(cfg):
+                settings[key] = checkpoint[stored]

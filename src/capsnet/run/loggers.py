@@ -23,7 +23,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from capsnet.errors import ConfigError
 from capsnet.ops.hydra_runtime import hydra_config, in_multirun
@@ -42,6 +43,7 @@ NOT_IN_NAMES = (
     "data.files",
     "trainer.accelerator",
 )
+MLFLOW_PARAM_LENGTH = 250  # Lightning's MLFlowLogger cuts parameter values there
 
 
 def _has_credentials(host: str) -> bool:
@@ -176,10 +178,42 @@ def make_wandb_logger(
 
 
 def make_mlflow_logger(run_name: str | None = None, **kwargs) -> Logger:
-    """Lightning's MLFlowLogger (``conf/logger/mlflow.yaml``), the run named as W&B's is."""
-    from lightning.pytorch.loggers import MLFlowLogger
-
+    """Lightning's MLFlowLogger (``conf/logger/mlflow.yaml``), the run named as W&B's is; with
+    ``run_id``, it continues that run."""
     return MLFlowLogger(run_name=run_name or run_name_from_overrides(default="train"), **kwargs)
+
+
+@rank_zero_only
+def log_mlflow_hyperparameters(logger: MLFlowLogger, hyperparameters: dict) -> None:
+    """The hyperparameters as MLflow parameters (``routing/iterations``), as Lightning logs them, in a run
+    that may be a continued one.
+
+    MLflow keeps a run's parameters as first logged and refuses to change one (the whole run would fail),
+    while a resumed part may run with other settings than the first: a later ``trainer.max_epochs``, an
+    explicit ``ckpt_path``. So only the parameters the run lacks are logged; a value the resumed part
+    changed goes into the tag ``resumed/<name>``.
+    """
+    flat = {key: str(value)[:MLFLOW_PARAM_LENGTH] for key, value in _flat(hyperparameters).items()}
+    logged = logger.experiment.get_run(logger.run_id).data.params
+    logger.log_hyperparams({key: value for key, value in flat.items() if key not in logged})
+    changed = {key: value for key, value in flat.items() if key in logged and logged[key] != value}
+    for key, value in changed.items():
+        logger.experiment.set_tag(logger.run_id, f"resumed/{key}", value)
+    if changed:
+        log.info(
+            "MLflow: this part of run %s changed %s: tags resumed/<name>", logger.run_id, ", ".join(changed)
+        )
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """{"routing": {"iterations": 3}} -> {"routing/iterations": 3}: Lightning's names for MLflow."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}/")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def finish_loggers(loggers: list[Logger]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -24,10 +25,10 @@ from capsnet.models.loading import load_classifier
 from capsnet.ops.hydra_runtime import in_multirun
 from capsnet.ops.job_record import already_completed
 from capsnet.ops.result_files import write_text_atomically
-from capsnet.run.checkpoints import checkpoint_to_resume, continue_wandb_run
+from capsnet.run.checkpoints import checkpoint_to_resume, continue_tracking_runs
 from capsnet.run.checks import validates
 from capsnet.run.config_tree import print_config_tree
-from capsnet.run.loggers import finish_loggers
+from capsnet.run.loggers import finish_loggers, log_mlflow_hyperparameters
 from capsnet.run.workarounds import (
     csv_header_written_by_a_spawned_process,
     csv_metrics_deleted_by_a_resumed_run,
@@ -52,7 +53,7 @@ def train(cfg: DictConfig) -> float | None:
     model = build_model(cfg)
     ckpt_path, checkpoint = checkpoint_to_resume(cfg, model) or (None, None)  # checked to be this model's
     if checkpoint:
-        continue_wandb_run(cfg, checkpoint)  # its W&B run continues
+        continue_tracking_runs(cfg, checkpoint)  # its W&B or MLflow run continues
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     try:
@@ -244,7 +245,10 @@ def log_hyperparameters(loggers: list, cfg: DictConfig, model: L.LightningModule
         "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
     for logger in loggers:
-        logger.log_hyperparams({**config, "parameters": parameters})
+        if isinstance(logger, MLFlowLogger):
+            log_mlflow_hyperparameters(logger, {**config, "parameters": parameters})
+        else:
+            logger.log_hyperparams({**config, "parameters": parameters})
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:

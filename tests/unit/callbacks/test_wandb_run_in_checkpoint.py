@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from capsnet.callbacks.wandb_run_in_checkpoint import WANDB_RUN_ID_KEY, WANDB_STEP_KEY, WandbRunInCheckpoint
 from capsnet.models.loading import read_checkpoint
-from capsnet.run.checkpoints import continue_wandb_run
+from capsnet.run.checkpoints import continue_tracking_runs
 
 
 class FakeRun:
@@ -38,10 +38,10 @@ def test_resuming_continues_the_checkpoints_wandb_run(tmp_path):
 
     torch.save({**checkpoint, "state_dict": {}}, tmp_path / "last.ckpt")
     cfg = OmegaConf.create({"logger": {"wandb": {"id": None}}})
-    continue_wandb_run(cfg, read_checkpoint(tmp_path / "last.ckpt"))
+    continue_tracking_runs(cfg, read_checkpoint(tmp_path / "last.ckpt"))
     assert cfg.logger.wandb.id == "run-abc123"
     cfg = OmegaConf.create({"logger": {"wandb": {"id": "chosen"}}})
-    continue_wandb_run(cfg, str(tmp_path / "last.ckpt"))
+    continue_tracking_runs(cfg, read_checkpoint(tmp_path / "last.ckpt"))
     assert cfg.logger.wandb.id == "chosen"  # an explicit id wins
 
 
