@@ -86,7 +86,9 @@ class CheckpointOnInterrupt(L.Callback):
     ) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(
+            self.path, weights_only=False
+        )  # the whole state; unset, Lightning logs that it assumed so
         if trainer.is_global_zero:
             log.warning(
                 "Interrupted after step %d (epoch %d): resumable checkpoint %s; continue with ckpt_path=last",

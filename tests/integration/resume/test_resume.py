@@ -115,6 +115,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(
     output = _output(process)
     assert process.returncode == 143, output[-3000:]
     assert "resumable checkpoint" in output and "ckpt_path=last" in output
+    assert "`weights_only` was not set" not in output  # the interrupt's checkpoint says what it saves
     assert json.loads((first / "job.json").read_text())["status"] == "interrupted"
     assert _load(first / "checkpoints" / "last.ckpt")["global_step"] == INTERRUPTED_AT  # the step finished
 
