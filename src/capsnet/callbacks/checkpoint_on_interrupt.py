@@ -86,9 +86,8 @@ class CheckpointOnInterrupt(L.Callback):
     ) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
-        trainer.save_checkpoint(
-            self.path, weights_only=False
-        )  # the whole state; unset, Lightning logs that it assumed so
+        # the whole state (left unset, Lightning logs a line saying it assumed so)
+        trainer.save_checkpoint(self.path, weights_only=False)
         if trainer.is_global_zero:
             log.warning(
                 "Interrupted after step %d (epoch %d): resumable checkpoint %s; continue with ckpt_path=last",

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from lightning.fabric.utilities.logger import _flatten_dict  # the parameter names MLFlowLogger gives
 from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -193,7 +194,7 @@ def log_mlflow_hyperparameters(logger: MLFlowLogger, hyperparameters: dict) -> N
     explicit ``ckpt_path``. So only the parameters the run lacks are logged; a value the resumed part
     changed goes into the tag ``resumed/<name>``.
     """
-    flat = {key: str(value)[:MLFLOW_PARAM_LENGTH] for key, value in _flat(hyperparameters).items()}
+    flat = {key: str(value)[:MLFLOW_PARAM_LENGTH] for key, value in _flatten_dict(hyperparameters).items()}
     logged = logger.experiment.get_run(logger.run_id).data.params
     logger.log_hyperparams({key: value for key, value in flat.items() if key not in logged})
     changed = {key: value for key, value in flat.items() if key in logged and logged[key] != value}
@@ -203,17 +204,6 @@ def log_mlflow_hyperparameters(logger: MLFlowLogger, hyperparameters: dict) -> N
         log.info(
             "MLflow: this part of run %s changed %s: tags resumed/<name>", logger.run_id, ", ".join(changed)
         )
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    """{"routing": {"iterations": 3}} -> {"routing/iterations": 3}: Lightning's names for MLflow."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}/")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
