@@ -86,8 +86,7 @@ class CheckpointOnInterrupt(L.Callback):
     ) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
-        # the whole state (left unset, Lightning logs a line saying it assumed so)
-        trainer.save_checkpoint(self.path, weights_only=False)
+        trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:
             log.warning(
                 "Interrupted after step %d (epoch %d): resumable checkpoint %s; continue with ckpt_path=last",

@@ -37,6 +37,8 @@ NOTICES = [
     ("lightning.pytorch.utilities.rank_zero", "\U0001f4a1 Tip: "),  # to install another logger
     ("lightning.pytorch.utilities.rank_zero", "Trainer already configured with model summary callbacks"),
     ("torch.utils.cpp_extension", "No CUDA runtime is found"),  # torch.compile on a CPU, with a CUDA build
+    # Saving (not loading) a checkpoint by trainer.save_checkpoint: the whole state, as the interrupt wants
+    ("lightning.pytorch.trainer.connectors.checkpoint_connector", "`weights_only` was not set"),
 ]
 WARNINGS = [
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),  # Lightning's call of a torch API
