@@ -12,6 +12,7 @@ slower. A short matmul of each type tells, on any CPU, without a list of instruc
 then says so before the first step (which compiles for minutes) and names ``trainer.precision=32``.
 """
 
+import functools
 import logging
 import time
 
@@ -38,6 +39,7 @@ def matmul_gflops(dtype: torch.dtype, size: int = 256, repeats: int = 3) -> floa
     return 2 * size**3 / best / 1e9
 
 
+@functools.cache  # once a process: a sweep or a test session fits many times on the same CPU
 def slow_bfloat16() -> tuple[float, float] | None:
     """(bf16, float32) matmul GFLOP/s where this CPU's bf16 is emulated; None where it is fast enough."""
     threads = torch.get_num_threads()

@@ -11,6 +11,18 @@ import capsnet.callbacks.run_length_estimate as run_length_estimate
 from capsnet.callbacks.run_length_estimate import RunLengthEstimate, matmul_gflops, slow_bfloat16
 
 
+@pytest.fixture(autouse=True)
+def measured_anew():
+    """Each test measures (with its own rates); a process otherwise measures once."""
+    slow_bfloat16.cache_clear()
+    yield
+    slow_bfloat16.cache_clear()
+
+
+def _with_rates(monkeypatch, rates) -> None:
+    monkeypatch.setattr(run_length_estimate, "matmul_gflops", rates)
+
+
 def _trainer(device: str, precision: str):
     return SimpleNamespace(
         strategy=SimpleNamespace(root_device=torch.device(device)), precision=precision, is_global_zero=True
@@ -30,8 +42,7 @@ def _trainer(device: str, precision: str):
 def test_bf16_on_a_cpu_that_emulates_it_is_named_before_training(
     monkeypatch, caplog, device, precision, bf16_rate, warned
 ):
-    rates = {torch.bfloat16: bf16_rate, torch.float32: 140.0}
-    monkeypatch.setattr("capsnet.callbacks.run_length_estimate.matmul_gflops", lambda dtype: rates[dtype])
+    _with_rates(monkeypatch, {torch.bfloat16: bf16_rate, torch.float32: 140.0}.get)
     with caplog.at_level(logging.WARNING, logger=run_length_estimate.__name__):
         RunLengthEstimate().on_fit_start(_trainer(device, precision), None)
     expected = (
@@ -49,10 +60,7 @@ def test_the_matmul_rates_are_measured():
 
 def test_both_rates_are_measured_on_one_thread_and_the_thread_count_restored(monkeypatch):
     seen = []
-    monkeypatch.setattr(
-        "capsnet.callbacks.run_length_estimate.matmul_gflops",
-        lambda dtype: seen.append(torch.get_num_threads()) or 1.0,
-    )
+    _with_rates(monkeypatch, lambda dtype: seen.append(torch.get_num_threads()) or 1.0)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -64,8 +72,7 @@ def test_both_rates_are_measured_on_one_thread_and_the_thread_count_restored(mon
 
 @pytest.mark.parametrize(("bf16_rate", "advice"), [(3.0, " trainer.precision=32"), (900.0, "")])
 def test_the_fast_recipe_named_runs_in_float32_where_bf16_is_emulated(monkeypatch, caplog, bf16_rate, advice):
-    rates = {torch.bfloat16: bf16_rate, torch.float32: 140.0}
-    monkeypatch.setattr("capsnet.callbacks.run_length_estimate.matmul_gflops", lambda dtype: rates[dtype])
+    _with_rates(monkeypatch, {torch.bfloat16: bf16_rate, torch.float32: 140.0}.get)
     trainer = _trainer("cpu", "32-true")
     trainer.global_step, trainer.world_size, trainer.estimated_stepping_batches = 0, 1, 100
     callback = RunLengthEstimate(timed_steps=1)
@@ -84,3 +91,10 @@ def test_the_measurement_draws_nothing_from_the_global_generator():
     state = torch.get_rng_state()
     slow_bfloat16()
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_process_measures_once(monkeypatch):
+    calls = []
+    _with_rates(monkeypatch, lambda dtype: calls.append(dtype) or 1.0)
+    slow_bfloat16(), slow_bfloat16()
+    assert calls == [torch.bfloat16, torch.float32]
