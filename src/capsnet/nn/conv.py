@@ -12,21 +12,16 @@ convolution: the input with batch and channels swapped, convolved with the outpu
 For the PrimaryCaps layer (256 -> 256 channels, 9x9, stride 2), oneDNN's forward kernel computes
 it much faster than its backward-weights kernel on the CPU (figures: docs/speed.md).
 
-Its input gradient is oneDNN's backward-data kernel, except in float32 on CPUs whose best instruction set
-is AVX2, where that kernel runs well below the matmul rate: there it is matmuls and strided sums
-(``conv_input_gradient``). The bias gradient is PyTorch's own. On other devices (cuDNN has fast backward
-kernels) the layer is a plain Conv2d.
+Its forward and input gradient are oneDNN's kernels, except in float32 on AVX2 CPUs, where matmuls over
+the kernel's rows run faster (``capsnet.nn.conv_matmuls``). The bias gradient is PyTorch's own. On other
+devices (cuDNN has fast backward kernels) the layer is a plain Conv2d.
 """
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import register_flop_formula
 
-_IMAGES_PER_MATMUL = 32  # keeps each matmul's product (~10 MB in float32 here) small
-_AVX2_CPU = torch.backends.cpu.get_cpu_capability() == "AVX2"  # the best instruction set ATen uses
+from capsnet.nn.conv_matmuls import conv_as_matmuls, conv_input_gradient_as_matmuls, runs_as_matmuls
 
 
 def conv_weight_gradient(
@@ -42,54 +37,6 @@ def conv_weight_gradient(
     return F.conv2d(swapped_inputs, swapped_grads, dilation=stride).transpose(0, 1)
 
 
-@torch.library.custom_op("capsnet::conv_input_gradient", mutates_args=())
-def conv_input_gradient(
-    grad_output: torch.Tensor, weight: torch.Tensor, stride: int, height: int, width: int
-) -> torch.Tensor:
-    """dL/dX of an unpadded ``conv2d(X, W, stride)`` with X of size height x width, as matmuls:
-    [B, O, h, w], [O, C, k, k] -> [B, C, height, width] (channels-last).
-
-    Each output position's gradient flows back into the k x k window it read:
-
-        dX[b, c, s*y + p, s*x + q] += sum_o G[b, o, y, x] W[o, c, p, q]
-
-    For each kernel row p the sum over o is one matmul, [b*h*w, O] @ [O, k*C], over a few images at a
-    time; the windows' overlaps are strided adds. An opaque op to torch.compile, whose functional form of
-    the strided adds copies the whole gradient at each one.
-    """
-    batch, out_channels, rows, cols = grad_output.shape
-    kernel, channels = weight.shape[-1], weight.shape[1]
-    grad_inputs = grad_output.new_zeros(batch, height, width, channels)  # [B, H, W, C]
-    per_position = grad_output.permute(0, 2, 3, 1)  # [B, h, w, O]
-    taps = weight.permute(0, 2, 3, 1)  # [O, p, q, C]: a view for a channels-last weight
-    for first in range(0, batch, _IMAGES_PER_MATMUL):
-        images = slice(first, first + _IMAGES_PER_MATMUL)
-        grads = per_position[images].reshape(-1, out_channels)  # [b*h*w, O]
-        for p in range(kernel):
-            # [b*h*w, O] @ [O, k*C] -> [b, h, w, q, C]: what each position sends to row s*y + p
-            sent = (grads @ taps[:, p].reshape(out_channels, -1)).view(-1, rows, cols, kernel, channels)
-            window_rows = grad_inputs[images, p : p + stride * (rows - 1) + 1 : stride]  # [b, h, W, C]
-            for q in range(kernel):
-                window_rows[:, :, q : q + stride * (cols - 1) + 1 : stride] += sent[:, :, :, q]
-    return grad_inputs.permute(0, 3, 1, 2)
-
-
-@conv_input_gradient.register_fake
-def _(grad_output, weight, stride, height, width):
-    return grad_output.new_empty(len(grad_output), height, width, weight.shape[1]).permute(0, 3, 1, 2)
-
-
-@register_flop_formula(torch.ops.capsnet.conv_input_gradient)
-def _conv_input_gradient_flops(grad_output_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:
-    return 2 * math.prod(grad_output_shape) * math.prod(weight_shape[1:])  # the matmuls'
-
-
-def input_gradient_as_matmuls(dtype: torch.dtype) -> bool:
-    """Whether ``conv_input_gradient`` replaces oneDNN's kernel: in float32 on AVX2 CPUs, where it was
-    measured faster (docs/speed.md); elsewhere oneDNN's ran near the matmul rate or was not measured."""
-    return dtype == torch.float32 and _AVX2_CPU
-
-
 class _ConvWithFastWeightGradient(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, weight, bias, stride: int):
@@ -101,6 +48,8 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
         ctx.save_for_backward(inputs, weight)
         ctx.stride = stride
         with torch.autocast(device, enabled=False):
+            if runs_as_matmuls(inputs.dtype):
+                return conv_as_matmuls(inputs, weight, bias, stride)
             return F.conv2d(inputs, weight, bias, stride=stride)
 
     @staticmethod
@@ -111,9 +60,11 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
         grad_inputs = grad_weight = grad_bias = None
         with torch.autocast(inputs.device.type, enabled=False):
             if ctx.needs_input_grad[0]:
-                if input_gradient_as_matmuls(inputs.dtype):
+                if runs_as_matmuls(inputs.dtype):
                     height, width = inputs.shape[-2:]
-                    grad_inputs = conv_input_gradient(grad_output, weight, ctx.stride, height, width)
+                    grad_inputs = conv_input_gradient_as_matmuls(
+                        grad_output, weight, ctx.stride, height, width
+                    )
                 else:
                     grad_inputs = torch.ops.aten.convolution_backward(
                         grad_output, inputs, weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False,
@@ -133,15 +84,20 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
 
 class FastWeightGradConv2d(nn.Conv2d):
     """``nn.Conv2d`` (square kernel and stride, no padding, dilation or groups) with the fast weight
-    gradient on CPU. Same parameters, same state dict, same function."""
+    gradient on CPU, and in float32 on AVX2 CPUs the forward and input gradient as matmuls. Same
+    parameters, same state dict, same function."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.device.type != "cpu" or not torch.is_grad_enabled() or torch.compiler.is_exporting():
+        if inputs.device.type != "cpu" or torch.compiler.is_exporting():
             return super().forward(inputs)
-        return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
+        if torch.is_grad_enabled():
+            return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
+        if not torch.is_autocast_enabled("cpu") and runs_as_matmuls(inputs.dtype):  # float32 inference
+            return conv_as_matmuls(inputs, self.weight, self.bias, self.stride[0])
+        return super().forward(inputs)
 
 
 class PatchMatmulConv2d(nn.Conv2d):
