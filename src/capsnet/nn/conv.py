@@ -1,4 +1,4 @@
-"""The CapsNet's two convolutions, each in the form oneDNN runs fastest on the CPU (the same function).
+"""The CapsNet's two convolutions, each in the form that runs fastest on the CPU (the same function).
 
 ``FastWeightGradConv2d`` (PrimaryCaps): its weight gradient is computed as a forward convolution.
 
