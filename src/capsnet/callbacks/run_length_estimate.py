@@ -57,8 +57,9 @@ def _duration(seconds: float) -> str:
 
 
 class RunLengthEstimate(L.Callback):
-    def __init__(self, timed_steps: int = 5):
+    def __init__(self, timed_steps: int = 5, suggest_fast_cpu: bool = True):
         self.timed_steps = timed_steps
+        self.suggest_fast_cpu = suggest_fast_cpu  # experiment=fast_cpu turns it off: it is that recipe
         self._started: float | None = None
         self._first_step: int | None = None
         self._slow_bf16: tuple[float, float] | None = None  # measured on a CPU's global rank 0
@@ -94,7 +95,7 @@ class RunLengthEstimate(L.Callback):
             f"Training on {where}, precision {trainer.precision}: {remaining:,} steps left at "
             f"{seconds_per_step:.2f} s/step, about {_duration(remaining * seconds_per_step)} more"
         )
-        if device.type == "cpu":
+        if device.type == "cpu" and self.suggest_fast_cpu:
             line += "; for a fast result on a CPU: python src/train.py experiment=fast_cpu"
             line += " trainer.precision=32" if self._slow_bf16 else ""  # fast_cpu's bf16 is emulated here
         rank_zero_info(line)

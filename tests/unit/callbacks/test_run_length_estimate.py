@@ -70,12 +70,9 @@ def test_both_rates_are_measured_on_one_thread_and_the_thread_count_restored(mon
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize(("bf16_rate", "advice"), [(3.0, " trainer.precision=32"), (900.0, "")])
-def test_the_fast_recipe_named_runs_in_float32_where_bf16_is_emulated(monkeypatch, caplog, bf16_rate, advice):
-    _with_rates(monkeypatch, {torch.bfloat16: bf16_rate, torch.float32: 140.0}.get)
+def _run_length_line(caplog, callback: RunLengthEstimate) -> str:
     trainer = _trainer("cpu", "32-true")
     trainer.global_step, trainer.world_size, trainer.estimated_stepping_batches = 0, 1, 100
-    callback = RunLengthEstimate(timed_steps=1)
     callback.on_fit_start(trainer, None)
     with caplog.at_level(logging.INFO):
         for step in range(3):
@@ -83,7 +80,20 @@ def test_the_fast_recipe_named_runs_in_float32_where_bf16_is_emulated(monkeypatc
             trainer.global_step += 1
             callback.on_train_batch_end(trainer, None, None, None, step)
     (line,) = [r.getMessage() for r in caplog.records if "Training on cpu" in r.getMessage()]
+    return line
+
+
+@pytest.mark.parametrize(("bf16_rate", "advice"), [(3.0, " trainer.precision=32"), (900.0, "")])
+def test_the_fast_recipe_named_runs_in_float32_where_bf16_is_emulated(monkeypatch, caplog, bf16_rate, advice):
+    _with_rates(monkeypatch, {torch.bfloat16: bf16_rate, torch.float32: 140.0}.get)
+    line = _run_length_line(caplog, RunLengthEstimate(timed_steps=1))
     assert line.endswith(f"for a fast result on a CPU: python src/train.py experiment=fast_cpu{advice}")
+
+
+def test_a_run_of_the_fast_recipe_does_not_name_it(monkeypatch, caplog):
+    _with_rates(monkeypatch, {torch.bfloat16: 3.0, torch.float32: 140.0}.get)
+    line = _run_length_line(caplog, RunLengthEstimate(timed_steps=1, suggest_fast_cpu=False))
+    assert line.startswith("Training on cpu") and "fast_cpu" not in line
 
 
 def test_the_measurement_draws_nothing_from_the_global_generator():

@@ -131,6 +131,15 @@ def test_paper_short_anneals_to_zero_in_15_epochs():
     assert (cfg.trainer.precision, cfg.model.compile, cfg.model.optimizer.lr) == ("bf16-mixed", True, 0.003)
 
 
+@pytest.mark.parametrize("callbacks", ["default", "none"])
+def test_fast_cpu_does_not_advise_itself_and_adds_no_callback(callbacks):
+    cfg = compose_config("train", ["experiment=fast_cpu", f"callbacks={callbacks}"])
+    run_length = [
+        c for c in tasks.instantiate_group(cfg.callbacks) if type(c).__name__ == "RunLengthEstimate"
+    ]
+    assert [c.suggest_fast_cpu for c in run_length] == ([False] if callbacks == "default" else [])
+
+
 @pytest.mark.parametrize("experiment", ["paper", "paper_short", "fast_cpu"])
 @pytest.mark.parametrize("scheduler", ["exponential", "one_cycle", "none"])
 def test_any_schedule_and_the_official_loss_compose_with_the_paper_experiments(experiment, scheduler):
