@@ -91,13 +91,10 @@ class FastWeightGradConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.device.type != "cpu" or torch.compiler.is_exporting():
+        if inputs.device.type != "cpu" or torch.compiler.is_exporting():  # exported: the portable op
             return super().forward(inputs)
-        if torch.is_grad_enabled():
-            return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
-        if not torch.is_autocast_enabled("cpu") and runs_as_matmuls(inputs.dtype):  # float32 inference
-            return conv_as_matmuls(inputs, self.weight, self.bias, self.stride[0])
-        return super().forward(inputs)
+        # Without gradients too: the function's forward picks the form for the autocast dtype.
+        return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
 
 
 class PatchMatmulConv2d(nn.Conv2d):
