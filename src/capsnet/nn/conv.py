@@ -12,16 +12,16 @@ convolution: the input with batch and channels swapped, convolved with the outpu
 For the PrimaryCaps layer (256 -> 256 channels, 9x9, stride 2), oneDNN's forward kernel computes
 it much faster than its backward-weights kernel on the CPU (figures: docs/speed.md).
 
-Its forward and input gradient are oneDNN's kernels, except in float32 on AVX2 CPUs, where matmuls over
-the kernel's rows run faster (``capsnet.nn.conv_matmuls``). The bias gradient is PyTorch's own. On other
-devices (cuDNN has fast backward kernels) the layer is a plain Conv2d.
+Its forward and input gradient are oneDNN's kernels, except in float32 on AVX2 CPUs, where the whole
+layer goes through the discrete Fourier transform (``capsnet.nn.conv_fourier``). The bias gradient is
+PyTorch's own. On other devices (cuDNN has fast backward kernels) the layer is a plain Conv2d.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from capsnet.nn.conv_matmuls import conv_as_matmuls, conv_input_gradient_as_matmuls, runs_as_matmuls
+from capsnet.nn.conv_fourier import conv_by_fourier, runs_by_fourier
 
 
 def conv_weight_gradient(
@@ -48,8 +48,6 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
         ctx.save_for_backward(inputs, weight)
         ctx.stride = stride
         with torch.autocast(device, enabled=False):
-            if runs_as_matmuls(inputs.dtype):
-                return conv_as_matmuls(inputs, weight, bias, stride)
             return F.conv2d(inputs, weight, bias, stride=stride)
 
     @staticmethod
@@ -60,17 +58,10 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
         grad_inputs = grad_weight = grad_bias = None
         with torch.autocast(inputs.device.type, enabled=False):
             if ctx.needs_input_grad[0]:
-                if runs_as_matmuls(inputs.dtype):
-                    height, width = inputs.shape[-2:]
-                    grad_inputs = conv_input_gradient_as_matmuls(
-                        grad_output, weight, ctx.stride, height, width
-                    )
-                else:
-                    grad_inputs = torch.ops.aten.convolution_backward(
-                        grad_output, inputs, weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False,
-                        [0, 0], 1, [True, False, False],
-                    )[0]  # fmt: skip
-                grad_inputs = grad_inputs.to(input_dtype)
+                grad_inputs = torch.ops.aten.convolution_backward(
+                    grad_output, inputs, weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False,
+                    [0, 0], 1, [True, False, False],
+                )[0].to(input_dtype)  # fmt: skip
             if ctx.needs_input_grad[1]:
                 kernel = weight.shape[-1]
                 # In the weight's own layout (channels-last or not): autograd copies a gradient of
@@ -84,8 +75,8 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
 
 class FastWeightGradConv2d(nn.Conv2d):
     """``nn.Conv2d`` (square kernel and stride, no padding, dilation or groups) with the fast weight
-    gradient on CPU, and in float32 on AVX2 CPUs the forward and input gradient as matmuls. Same
-    parameters, same state dict, same function."""
+    gradient on CPU, and in float32 on AVX2 CPUs through the Fourier transform. Same parameters, same
+    state dict, same function."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
@@ -93,7 +84,9 @@ class FastWeightGradConv2d(nn.Conv2d):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.device.type != "cpu" or torch.compiler.is_exporting():  # exported: the portable op
             return super().forward(inputs)
-        # Without gradients too: the function's forward picks the form for the autocast dtype.
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else inputs.dtype
+        if runs_by_fourier(dtype):
+            return conv_by_fourier(inputs, self.weight, self.bias, self.stride[0])
         return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
 
 

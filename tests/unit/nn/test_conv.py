@@ -4,18 +4,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from capsnet.nn import conv_matmuls
+from capsnet.nn import conv_fourier
 from capsnet.nn.conv import FastWeightGradConv2d
 
 
-@pytest.fixture(params=[False, True], ids=["onednn", "matmuls"])
-def as_matmuls(request, monkeypatch):
-    """The layer in oneDNN's kernels, and as matmuls (float32 on AVX2), on any CPU."""
-    monkeypatch.setattr(conv_matmuls, "_AVX2_CPU", request.param)
+@pytest.fixture(params=[False, True], ids=["onednn", "fourier"])
+def form(request, monkeypatch):
+    """The layer in oneDNN's kernels, and through the Fourier transform (float32 on AVX2), on any CPU."""
+    monkeypatch.setattr(conv_fourier, "_AVX2_CPU", request.param)
 
 
 @pytest.mark.parametrize("shape", [(3, 16, 20, 20), (2, 16, 21, 19)])
-def test_same_outputs_and_gradients_as_conv2d(shape, as_matmuls):
+def test_same_outputs_and_gradients_as_conv2d(shape, form):
     torch.manual_seed(0)
     fast = FastWeightGradConv2d(16, 24, 9, stride=2)
     reference = torch.nn.Conv2d(16, 24, 9, stride=2)
@@ -33,7 +33,7 @@ def test_same_outputs_and_gradients_as_conv2d(shape, as_matmuls):
     assert torch.allclose(fast.bias.grad, reference.bias.grad, rtol=1e-4, atol=1e-4)
 
 
-def test_inference_is_the_convolution(as_matmuls):
+def test_inference_is_the_convolution(form):
     torch.manual_seed(0)
     layer = FastWeightGradConv2d(8, 8, 9, stride=2)
     inputs = torch.randn(2, 8, 20, 20)
@@ -41,7 +41,7 @@ def test_inference_is_the_convolution(as_matmuls):
         assert torch.allclose(layer(inputs), F.conv2d(inputs, layer.weight, layer.bias, stride=2), atol=1e-5)
 
 
-def test_the_same_under_torch_compile(as_matmuls):
+def test_the_same_under_torch_compile(form):
     torch.manual_seed(0)
     layer = FastWeightGradConv2d(8, 8, 9, stride=2).to(memory_format=torch.channels_last)
     inputs = torch.randn(2, 8, 20, 20, requires_grad=True)
@@ -56,7 +56,7 @@ def test_the_same_under_torch_compile(as_matmuls):
     assert torch.allclose(layer.weight.grad, expected_grads[1], rtol=1e-4, atol=1e-4)
 
 
-def test_bf16_autocast_gradients_close_to_fp32():
+def test_bf16_autocast_gradients_close_to_fp32(form):
     torch.manual_seed(0)
     conv_layer = FastWeightGradConv2d(32, 32, 9, stride=2)
     inputs = torch.rand(4, 32, 20, 20)

@@ -1,0 +1,190 @@
+"""A strided convolution without padding through the discrete Fourier transform: the PrimaryCaps layer
+in float32 on AVX2 CPUs, where it needs a third of the direct convolution's multiplications. The same
+function up to float32 rounding (exact in float64: tests).
+
+Stride s splits the input and the kernel into s x s phases (p, q): rows s*i + p, columns s*j + q. Each
+phase pair is a stride-1 correlation and the layer is their sum (k x k kernel, t = ceil(k / s) taps a
+phase, h x w outputs):
+
+    y[b, o, m, n] = sum_{p, q, c} sum_{a, d < t} X_pq[b, c, m + a, n + d] K_pq[o, c, a, d]
+
+On an N_h x N_w grid, N_h = h + t - 1, that correlation never wraps onto an output, so by the correlation
+theorem it is, at each frequency (u, v) of the grid's real DFT, one complex matmul over (p, q, c):
+
+    Y(u, v)[b, o] = sum_{p, q, c} X_pq(u, v)[b, c] M_pq(u, v)[c, o],   M = conj(K)    [B, s*s*C] @ [s*s*C, O]
+
+and each complex matmul is three real ones (Gauss):
+
+    k1 = (Xr + Xi) Mr,    k2 = Xr (Mi - Mr),    k3 = Xi (Mr + Mi),    Yr = k1 - k3,    Yi = k1 + k2
+
+A real signal's spectrum is conjugate-symmetric, so of each conjugate pair one frequency is kept (52 of
+100 on PrimaryCaps' 10 x 10 grids: 3 x 52 real matmuls of [B, 1024] @ [1024, 256], a fifth of the direct
+convolution's 36 positions x [B, 20,736] @ [20,736, 256]; a third with the transforms, at batch 128). The
+transforms are real matmuls with small DFT matrices: grid -> planes, kernel -> planes, and (k1, k2, k3) ->
+the h x w outputs only.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+_AVX2_CPU = torch.backends.cpu.get_cpu_capability() == "AVX2"  # the best instruction set ATen uses
+
+
+def runs_by_fourier(dtype: torch.dtype) -> bool:
+    """Whether the PrimaryCaps layer takes this form: in float32 on AVX2 CPUs, where it was measured
+    faster; elsewhere oneDNN's kernels ran near the matmul rate (bf16 with AVX-512) or were not measured."""
+    return dtype == torch.float32 and _AVX2_CPU
+
+
+def _pad_or_cut(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Zero rows and columns added to (or cut from, when negative) the bottom and right of x."""
+    return F.pad(x, (0, cols, 0, rows)) if rows or cols else x
+
+
+class _Grid:
+    """The phase grid of one convolution shape, and its DFT matrices (float64, so that the float32 ones
+    are correctly rounded)."""
+
+    def __init__(self, height: int, width: int, kernel: int, stride: int):
+        self.stride, self.kernel = stride, kernel
+        self.out_h, self.out_w = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        self.taps = math.ceil(kernel / stride)
+        self.rows, self.cols = self.out_h + self.taps - 1, self.out_w + self.taps - 1  # N_h, N_w
+        # The frequencies kept and c_uv, how many of the full spectrum's (u, v) each stands for (1 or 2).
+        frequencies, counts = [], []
+        for v in range(self.cols // 2 + 1):
+            self_conjugate_column = v == 0 or 2 * v == self.cols  # (u, v) pairs with (-u, v) here
+            for u in range(self.rows // 2 + 1 if self_conjugate_column else self.rows):
+                frequencies.append((u, v))
+                counts.append(1.0 if self_conjugate_column and (u == 0 or 2 * u == self.rows) else 2.0)
+        self.frequencies = len(frequencies)
+        self._uv = torch.tensor(frequencies, dtype=torch.float64)
+        self._counts = torch.tensor(counts, dtype=torch.float64)
+
+    def _angles(self, rows: int, cols: int) -> torch.Tensor:
+        """2 pi (u i / N_h + v j / N_w): [frequencies, rows * cols] for positions i < rows, j < cols."""
+        i = torch.arange(rows, dtype=torch.float64).repeat_interleave(cols)
+        j = torch.arange(cols, dtype=torch.float64).repeat(rows)
+        u, v = self._uv[:, :1], self._uv[:, 1:]
+        return 2 * math.pi * (u * i / self.rows + v * j / self.cols)
+
+    def input_dft(self) -> torch.Tensor:
+        """[3, frequencies, N_h * N_w]: Xr, Xi and Xr + Xi of X = sum x e^{-i angle}."""
+        angles = self._angles(self.rows, self.cols)
+        return torch.stack((torch.cos(angles), -torch.sin(angles), torch.cos(angles) - torch.sin(angles)))
+
+    def kernel_dft(self) -> torch.Tensor:
+        """[3, frequencies, t * t]: Mr, Mi - Mr and Mr + Mi of M = conj(K) = sum k e^{+i angle}."""
+        angles = self._angles(self.taps, self.taps)
+        cos, sin = torch.cos(angles), torch.sin(angles)
+        return torch.stack((cos, sin - cos, cos + sin))
+
+    def inverse_dft(self) -> torch.Tensor:
+        """[h * w, 3 * frequencies]: the outputs from (k1, k2, k3) by the real inverse DFT
+
+        y[m, n] = sum_{u, v} c_uv / (N_h N_w) (Yr cos - Yi sin)(angle),   Yr = k1 - k3,   Yi = k1 + k2"""
+        angles = self._angles(self.out_h, self.out_w).T  # [h * w, frequencies]
+        real = torch.cos(angles) * self._counts / (self.rows * self.cols)  # Yr's coefficient
+        imag = -torch.sin(angles) * self._counts / (self.rows * self.cols)  # Yi's
+        return torch.cat((real + imag, imag, -real), dim=1)
+
+    def inputs_on_grid(self, inputs: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [N_h * N_w, B * s*s*C]. Rows past s * N_h are never read (cut); rows short of
+        it are met only by the kernel's zero taps (padded)."""
+        batch, channels, height, width = inputs.shape
+        s = self.stride
+        x = _pad_or_cut(inputs, s * self.rows - height, s * self.cols - width)
+        x = x.permute(0, 2, 3, 1).reshape(batch, self.rows, s, self.cols, s, channels)
+        return x.permute(1, 3, 0, 2, 4, 5).reshape(self.rows * self.cols, -1)
+
+    def gradient_from_grid(self, grid: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """The transpose of ``inputs_on_grid``: [N_h * N_w, B * s*s*C] -> [B, C, H, W] (channels-last)."""
+        batch, channels, height, width = shape
+        s = self.stride
+        x = grid.view(self.rows, self.cols, batch, s, s, channels).permute(2, 0, 3, 1, 4, 5)
+        x = x.reshape(batch, s * self.rows, s * self.cols, channels).permute(0, 3, 1, 2)
+        return _pad_or_cut(x, height - s * self.rows, width - s * self.cols)
+
+    def kernel_taps(self, weight: torch.Tensor) -> torch.Tensor:
+        """[O, C, k, k] -> [t * t, s*s*C * O], zero taps past k."""
+        out_channels, channels = weight.shape[:2]
+        s, t, pad = self.stride, self.taps, self.stride * self.taps - self.kernel
+        w = F.pad(weight, (0, pad, 0, pad)).reshape(out_channels, channels, t, s, t, s)
+        return w.permute(2, 4, 3, 5, 1, 0).reshape(t * t, -1)
+
+    def gradient_from_taps(self, taps: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """The transpose of ``kernel_taps``: [t * t, s*s*C * O] -> [O, C, k, k]."""
+        out_channels, channels = shape[:2]
+        s, t = self.stride, self.taps
+        w = taps.view(t, t, s, s, channels, out_channels).permute(5, 4, 0, 2, 1, 3)
+        return w.reshape(out_channels, channels, s * t, s * t)[:, :, : self.kernel, : self.kernel]
+
+
+# The Gauss products k1, k2, k3 as (input plane, kernel plane): (Xr + Xi) Mr, Xr (Mi - Mr), Xi (Mr + Mi),
+# with the planes numbered as ``input_dft`` and ``kernel_dft`` stack them.
+_PRODUCTS = ((2, 0), (0, 1), (1, 2))
+
+
+class _ConvByFourier(torch.autograd.Function):
+    """Keeps the inputs' Xr and Xi for the backward pass, and makes each kernel plane (the layer's
+    largest tensors: 55 MB each in float32 for PrimaryCaps) when a product needs it, in both passes:
+    one plane at a time in memory, never kept."""
+
+    @staticmethod
+    def forward(ctx, inputs, weight, bias, stride: int):
+        grid = _Grid(inputs.shape[2], inputs.shape[3], weight.shape[-1], stride)
+        batch, out_channels, n = inputs.shape[0], weight.shape[0], grid.frequencies
+        like = dict(dtype=inputs.dtype, device=inputs.device)
+        on_grid, input_dft = grid.inputs_on_grid(inputs), grid.input_dft().to(**like)
+        taps, kernel_dft = grid.kernel_taps(weight), grid.kernel_dft().to(**like)
+
+        def kernel_plane(plane: int) -> torch.Tensor:  # [frequencies, s*s*C, O]
+            return (kernel_dft[plane] @ taps).view(n, -1, out_channels)
+
+        # k1 = (Xr + Xi) Mr first, so that the grid can go before Xr and Xi are made.
+        k1 = torch.bmm((input_dft[2] @ on_grid).view(n, batch, -1), kernel_plane(0))
+        x_planes = (input_dft[:2].reshape(2 * n, -1) @ on_grid).view(2, n, batch, -1)  # Xr, Xi
+        del on_grid
+        products = (k1, torch.bmm(x_planes[0], kernel_plane(1)), torch.bmm(x_planes[1], kernel_plane(2)))
+        inverse = grid.inverse_dft().to(**like)
+        y = inverse @ torch.stack(products).view(3 * n, -1)  # [h * w, B * O]
+        ctx.save_for_backward(x_planes, weight)
+        ctx.grid, ctx.input_shape = grid, inputs.shape
+        return (y.view(grid.out_h, grid.out_w, batch, out_channels) + bias).permute(2, 3, 0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x_planes, weight = ctx.saved_tensors
+        grid, n = ctx.grid, ctx.grid.frequencies
+        like = dict(dtype=grad_output.dtype, device=grad_output.device)
+        grads = grad_output.permute(2, 3, 0, 1).reshape(grid.out_h * grid.out_w, -1)  # [h * w, B * O]
+        grad_products = (grid.inverse_dft().to(**like).T @ grads).view(3, n, x_planes.shape[2], -1)
+        input_dft, kernel_dft = grid.input_dft().to(**like), grid.kernel_dft().to(**like)
+        taps = grid.kernel_taps(weight)
+        grad_inputs = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:  # dX = sum over the products of dk M^T, each taken back to the grid
+            grad_grid = torch.zeros(input_dft.shape[-1], x_planes[0, 0].numel(), **like)
+            for grad_k, (x_plane, m_plane) in zip(grad_products, _PRODUCTS, strict=True):
+                m = (kernel_dft[m_plane] @ taps).view(n, -1, weight.shape[0])
+                grad_grid.addmm_(input_dft[x_plane].T, torch.bmm(grad_k, m.transpose(1, 2)).view(n, -1))
+            grad_inputs = grid.gradient_from_grid(grad_grid, ctx.input_shape)
+        if ctx.needs_input_grad[1]:  # dM = sum over the products of X^T dk, each taken back to the taps
+            grad_taps = torch.zeros_like(taps)
+            for grad_k, (x_plane, m_plane) in zip(grad_products, _PRODUCTS, strict=True):
+                x = x_planes[x_plane] if x_plane < 2 else x_planes[0] + x_planes[1]
+                grad_taps.addmm_(kernel_dft[m_plane].T, torch.bmm(x.transpose(1, 2), grad_k).view(n, -1))
+            # In the weight's own layout: autograd would copy another, outside compiled graphs.
+            grad_weight = torch.empty_like(weight)
+            grad_weight.copy_(grid.gradient_from_taps(grad_taps, weight.shape))
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_output.sum(dim=(0, 2, 3))
+        return grad_inputs, grad_weight, grad_bias, None
+
+
+def conv_by_fourier(
+    inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int
+) -> torch.Tensor:
+    """``F.conv2d(inputs, weight, bias, stride)``, no padding: [B, C, H, W], [O, C, k, k] -> [B, O, h, w]."""
+    return _ConvByFourier.apply(inputs, weight, bias, stride)
