@@ -1,8 +1,10 @@
-"""The whole CapsNet: the paper's parameter counts, shapes, masking, bf16, refused input shapes."""
+"""The whole CapsNet: the paper's parameter counts, shapes, masking, bf16, the PrimaryCaps forms, refused
+input shapes."""
 
 import pytest
 import torch
 
+from capsnet.nn import conv_fourier
 from capsnet.nn.capsnet import CapsNet
 from capsnet.nn.config import CapsNetConfig
 from capsnet.nn.decoder import mask_capsules
@@ -121,6 +123,27 @@ def test_bf16_autocast_close_to_fp32_on_a_fixed_batch():
     full_loss = criterion(full.lengths, targets, full.reconstructions, images)
     half_loss = criterion(half.lengths, targets, half.reconstructions, images)
     assert abs(half_loss.margin - full_loss.margin) < 0.02 * full_loss.margin + 1e-3
+
+
+def test_the_fourier_primary_caps_give_the_same_network(monkeypatch):
+    """The whole network, its loss and every parameter's gradient, with PrimaryCaps through the Fourier
+    transform (float32 on AVX2) and with oneDNN's convolution, on any CPU."""
+    torch.manual_seed(0)
+    net = CapsNet().to(memory_format=torch.channels_last)
+    images = torch.rand(8, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    labels = torch.arange(8)
+    targets = torch.nn.functional.one_hot(labels, 10).float()
+    runs = []
+    for fourier in (False, True):
+        monkeypatch.setattr(conv_fourier, "_AVX2_CPU", fourier)
+        net.zero_grad()
+        output = net(images, labels)
+        CapsuleLoss()(output.lengths, targets, output.reconstructions, images).total.backward()
+        runs.append((output.lengths, [p.grad.clone() for p in net.parameters()]))
+    (direct, direct_grads), (fourier, fourier_grads) = runs
+    torch.testing.assert_close(fourier, direct, rtol=1e-4, atol=1e-6)
+    for got, want in zip(fourier_grads, direct_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
 
 
 def test_wrong_image_shape_is_refused_with_the_expected_shape():
