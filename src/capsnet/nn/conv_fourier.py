@@ -44,8 +44,8 @@ def _pad_or_cut(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
 
 
 class _Grid:
-    """The phase grid of one convolution shape, and its DFT matrices (float64, so that the float32 ones
-    are correctly rounded)."""
+    """The phase grid of one convolution shape, and its DFT matrices (in float64, so that the float32 ones
+    are correctly rounded; ``_dft_matrices`` keeps them)."""
 
     def __init__(self, height: int, width: int, kernel: int, stride: int):
         self.stride, self.kernel = stride, kernel
@@ -122,6 +122,22 @@ class _Grid:
         return w.reshape(out_channels, channels, s * t, s * t)[:, :, : self.kernel, : self.kernel]
 
 
+_MATRICES: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+@torch.compiler.assume_constant_result  # torch.compile: constants of the graph, not recomputed each step
+def _dft_matrices(
+    height: int, width: int, kernel: int, stride: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A shape's input, kernel and inverse DFT matrices in dtype on device, made once."""
+    key = (height, width, kernel, stride, dtype, device)
+    if key not in _MATRICES:
+        grid = _Grid(height, width, kernel, stride)
+        matrices = grid.input_dft(), grid.kernel_dft(), grid.inverse_dft()  # float64
+        _MATRICES[key] = tuple(m.to(dtype=dtype, device=device) for m in matrices)
+    return _MATRICES[key]
+
+
 # The Gauss products k1, k2, k3 as (input plane, kernel plane): (Xr + Xi) Mr, Xr (Mi - Mr), Xi (Mr + Mi),
 # with the planes numbered as ``input_dft`` and ``kernel_dft`` stack them.
 _PRODUCTS = ((2, 0), (0, 1), (1, 2))
@@ -134,11 +150,12 @@ class _ConvByFourier(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inputs, weight, bias, stride: int):
-        grid = _Grid(inputs.shape[2], inputs.shape[3], weight.shape[-1], stride)
+        shape = (inputs.shape[2], inputs.shape[3], weight.shape[-1], stride)
+        grid = _Grid(*shape)
+        input_dft, kernel_dft, inverse_dft = _dft_matrices(*shape, inputs.dtype, inputs.device)
         batch, out_channels, n = inputs.shape[0], weight.shape[0], grid.frequencies
-        like = dict(dtype=inputs.dtype, device=inputs.device)
-        on_grid, input_dft = grid.inputs_on_grid(inputs), grid.input_dft().to(**like)
-        taps, kernel_dft = grid.kernel_taps(weight), grid.kernel_dft().to(**like)
+        on_grid = grid.inputs_on_grid(inputs)
+        taps = grid.kernel_taps(weight)
 
         def kernel_plane(plane: int) -> torch.Tensor:  # [frequencies, s*s*C, O]
             return (kernel_dft[plane] @ taps).view(n, -1, out_channels)
@@ -148,10 +165,9 @@ class _ConvByFourier(torch.autograd.Function):
         x_planes = (input_dft[:2].reshape(2 * n, -1) @ on_grid).view(2, n, batch, -1)  # Xr, Xi
         del on_grid
         products = (k1, torch.bmm(x_planes[0], kernel_plane(1)), torch.bmm(x_planes[1], kernel_plane(2)))
-        inverse = grid.inverse_dft().to(**like)
-        y = inverse @ torch.stack(products).view(3 * n, -1)  # [h * w, B * O]
+        y = inverse_dft @ torch.stack(products).view(3 * n, -1)  # [h * w, B * O]
         ctx.save_for_backward(x_planes, weight)
-        ctx.grid, ctx.input_shape = grid, inputs.shape
+        ctx.grid, ctx.input_shape, ctx.dft_matrices = grid, inputs.shape, (input_dft, kernel_dft, inverse_dft)
         return (y.view(grid.out_h, grid.out_w, batch, out_channels) + bias).permute(2, 3, 0, 1)
 
     @staticmethod
@@ -159,9 +175,9 @@ class _ConvByFourier(torch.autograd.Function):
         x_planes, weight = ctx.saved_tensors
         grid, n = ctx.grid, ctx.grid.frequencies
         like = dict(dtype=grad_output.dtype, device=grad_output.device)
+        input_dft, kernel_dft, inverse_dft = ctx.dft_matrices
         grads = grad_output.permute(2, 3, 0, 1).reshape(grid.out_h * grid.out_w, -1)  # [h * w, B * O]
-        grad_products = (grid.inverse_dft().to(**like).T @ grads).view(3, n, x_planes.shape[2], -1)
-        input_dft, kernel_dft = grid.input_dft().to(**like), grid.kernel_dft().to(**like)
+        grad_products = (inverse_dft.T @ grads).view(3, n, x_planes.shape[2], -1)
         taps = grid.kernel_taps(weight)
         grad_inputs = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:  # dX = sum over the products of dk M^T, each taken back to the grid
