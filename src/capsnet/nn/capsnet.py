@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from capsnet.nn.capsules import DigitCapsules, PrimaryCapsules
 from capsnet.nn.config import CapsNetConfig
@@ -88,10 +89,22 @@ class CapsNet(nn.Module):
 
     def encode(self, images: torch.Tensor):
         """Images -> (DigitCaps poses v [B, J, D], couplings)."""
-        features = torch.relu(self.conv(images))  # [B, 256, 20, 20]
+        features = self._features(images)  # [B, 256, 20, 20]
         primary = self.primary(features)  # [B, 1152, 8]
         routed = self.digits(primary)
         return routed.outputs, routed.couplings
+
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        """Conv1 + ReLU. When PrimaryCaps keeps only their spectra (its Fourier form), a compiled graph
+        would keep ReLU's mask for the backward pass as booleans, a slow store on the CPU (inductor's
+        vectorised bool store); there the two layers are recomputed in the backward pass from the images
+        instead, one small matmul."""
+        if torch.compiler.is_compiling() and self.primary.conv.keeps_only_spectra(images):
+            return checkpoint(self._conv_relu, images, use_reentrant=False)
+        return self._conv_relu(images)
+
+    def _conv_relu(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(images))
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
         """Decode the true class's capsule when ``labels`` are given (training), else the longest."""

@@ -81,11 +81,18 @@ class FastWeightGradConv2d(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
 
+    def keeps_only_spectra(self, inputs: torch.Tensor) -> bool:
+        """Whether a call on these inputs goes through the Fourier transform, which keeps the inputs'
+        spectra for the backward pass, not the inputs."""
+        if inputs.device.type != "cpu" or torch.compiler.is_exporting():
+            return False
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else inputs.dtype
+        return runs_by_fourier(dtype)
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.device.type != "cpu" or torch.compiler.is_exporting():  # exported: the portable op
             return super().forward(inputs)
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else inputs.dtype
-        if runs_by_fourier(dtype):
+        if self.keeps_only_spectra(inputs):
             return conv_by_fourier(inputs, self.weight, self.bias, self.stride[0])
         return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
 

@@ -146,6 +146,32 @@ def test_the_fourier_primary_caps_give_the_same_network(monkeypatch):
         torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
 
 
+def test_compiled_with_the_fourier_form_conv1_and_relu_are_recomputed_not_kept(monkeypatch):
+    """Compiled, with PrimaryCaps through the Fourier transform (which keeps its input's spectra, not its
+    input), the graph keeps neither Conv1 + ReLU's output nor ReLU's mask for the backward pass (it
+    recomputes them), and the gradients are eager's."""
+    monkeypatch.setattr(conv_fourier, "_AVX2_CPU", True)
+    torch.manual_seed(0)
+    net = CapsNet(CapsNetConfig(conv_channels=8, primary_types=2))
+    images, labels = torch.rand(4, 1, 28, 28), torch.arange(4)
+
+    def saved_tensors_and_gradients(model):
+        net.zero_grad()
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            output = model(images, labels)
+        (output.lengths.sum() + output.reconstructions.mean()).backward()
+        return saved, [p.grad.clone() for p in net.parameters()]
+
+    kept_by_eager, eager_grads = saved_tensors_and_gradients(net)
+    kept_by_compiled, compiled_grads = saved_tensors_and_gradients(torch.compile(net))
+    features = (4, 8, 20, 20)
+    assert any(t.shape == features for t in kept_by_eager)  # eager's ReLU keeps its output
+    assert [t.dtype for t in kept_by_compiled if t.shape == features] == []
+    for got, want in zip(compiled_grads, eager_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_wrong_image_shape_is_refused_with_the_expected_shape():
     from capsnet.nn.capsnet import CapsNet
 
