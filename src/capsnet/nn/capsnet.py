@@ -96,9 +96,9 @@ class CapsNet(nn.Module):
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         """Conv1 + ReLU. When PrimaryCaps keeps only their spectra (its Fourier form), a compiled graph
-        would keep ReLU's mask for the backward pass as booleans, a slow store on the CPU (inductor's
-        vectorised bool store); there the two layers are recomputed in the backward pass from the images
-        instead, one small matmul."""
+        would keep ReLU's mask for the backward pass as booleans, which inductor stores slowly on the
+        CPU; there the two layers are recomputed in the backward pass from the images instead (one small
+        matmul)."""
         if torch.compiler.is_compiling() and self.primary.conv.keeps_only_spectra(images):
             return checkpoint(self._conv_relu, images, use_reentrant=False)
         return self._conv_relu(images)
