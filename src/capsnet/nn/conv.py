@@ -12,9 +12,13 @@ convolution: the input with batch and channels swapped, convolved with the outpu
 For the PrimaryCaps layer (256 -> 256 channels, 9x9, stride 2), oneDNN's forward kernel computes
 it much faster than its backward-weights kernel on the CPU (figures: docs/speed.md).
 
-Its forward and input gradient are oneDNN's kernels, except in float32 on AVX2 CPUs, where the whole
-layer goes through the discrete Fourier transform (``capsnet.nn.conv_fourier``). The bias gradient is
-PyTorch's own. On other devices (cuDNN has fast backward kernels) the layer is a plain Conv2d.
+Its input gradient, in bfloat16 on CPUs with AMX under torch.compile, is one matmul and a gather-sum
+(``conv_input_gradient``), which runs far faster there than oneDNN's strided backward-data kernel
+(figures: docs/speed.md).
+
+Its forward and input gradient are otherwise oneDNN's kernels, except in float32 on AVX2 CPUs, where the
+whole layer goes through the discrete Fourier transform (``capsnet.nn.conv_fourier``). The bias gradient
+is PyTorch's own. On other devices (cuDNN has fast backward kernels) the layer is a plain Conv2d.
 """
 
 import torch
@@ -22,6 +26,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from capsnet.nn.conv_fourier import conv_by_fourier, runs_by_fourier
+
+_AMX_BF16 = torch.cpu.get_capabilities().get("amx_bf16", False)  # bfloat16 matrix tiles
+CHUNK_IMAGES = 8
+
+
+def input_gradient_by_matmul(dtype: torch.dtype) -> bool:
+    """Whether the input gradient takes ``conv_input_gradient``'s form: in bfloat16 with AMX, when
+    compiled (inductor fuses its gather-sum; eager, it would materialise every tap's product)."""
+    return dtype == torch.bfloat16 and _AMX_BF16 and torch.compiler.is_compiling()
 
 
 def conv_weight_gradient(
@@ -35,6 +48,57 @@ def conv_weight_gradient(
     swapped_inputs = inputs[:, :, :height, :width].permute(1, 2, 3, 0).contiguous().permute(0, 3, 1, 2)
     swapped_grads = grad_output.transpose(0, 1)  # [O, B, h, w]: the "kernel"
     return F.conv2d(swapped_inputs, swapped_grads, dilation=stride).transpose(0, 1)
+
+
+def conv_input_gradient(
+    grad_output: torch.Tensor, weight: torch.Tensor, stride: int, size: tuple[int, int]
+) -> torch.Tensor:
+    """dL/dX of an unpadded ``conv2d(X, W, stride)``, X of spatial ``size``: [B, O, h, w] -> [B, C, H, W].
+
+    Output position (i, j) reads input (s*i + p, s*j + q) through tap (p, q), so
+
+        dX[b, c, y, x] = sum_{s*i + p = y, s*j + q = x} sum_o G[b, o, i, j] W[o, c, p, q]
+
+    Every product once, as one matmul, then each input position sums its at most ceil(k/s)^2 taps:
+
+        P[b, i, j, p, q, c] = sum_o G[b, o, i, j] W[o, c, p, q]              [B*h*w, O] @ [O, k*k*C]
+        dX[b, c, s*m + a, s*n + e] = sum_{t, u} P[b, m - t, n - u, s*t + a, s*u + e, c]
+    """
+    _, out_channels, rows, cols = grad_output.shape
+    kernel, in_channels = weight.shape[-1], weight.shape[1]
+    taps = -(-kernel // stride)
+
+    def reads(length: int, outputs: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For each input position along one axis and each of its taps t: the output position that
+        reads it (m - t), the kernel tap (s*t + a), and whether both exist. [length, taps] each."""
+        position = torch.arange(length, device=weight.device)[:, None]
+        tap = torch.arange(taps, device=weight.device)
+        output, kernel_tap = position // stride - tap, position % stride + stride * tap
+        exists = (output >= 0) & (output < outputs) & (kernel_tap < kernel)
+        return output.clamp(0, outputs - 1), kernel_tap.clamp(max=kernel - 1), exists
+
+    row, row_tap, row_exists = reads(size[0], rows)
+    col, col_tap, col_exists = reads(size[1], cols)
+    exists = (row_exists[:, None, :, None] & col_exists[None, :, None, :])[..., None]
+    weight_matrix = weight.permute(0, 2, 3, 1).reshape(out_channels, -1)  # [O, k*k*C]
+    accumulate = torch.promote_types(grad_output.dtype, torch.float32)  # bf16's sums in float32
+    chunks = []
+    # A few images at a time: their products ([b, h, w, k, k, C], 1.5 MB an image for PrimaryCaps in
+    # bf16) stay small beside the step's peak.
+    for grads in grad_output.split(CHUNK_IMAGES):
+        products = torch.mm(grads.permute(0, 2, 3, 1).reshape(-1, out_channels), weight_matrix)
+        products = products.view(len(grads), rows, cols, kernel, kernel, in_channels)
+        # [b, H, W, taps, taps, C]: a gather that inductor fuses with the sum, never stored
+        gathered = products[
+            :,
+            row[:, None, :, None],
+            col[None, :, None, :],
+            row_tap[:, None, :, None],
+            col_tap[None, :, None, :],
+        ]
+        summed = torch.where(exists, gathered, 0).sum(dim=(3, 4), dtype=accumulate)  # [b, H, W, C]
+        chunks.append(summed.to(grad_output.dtype))
+    return torch.cat(chunks).permute(0, 3, 1, 2)
 
 
 class _ConvWithFastWeightGradient(torch.autograd.Function):
@@ -57,7 +121,10 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
         grad_output = grad_output.to(inputs.dtype)
         grad_inputs = grad_weight = grad_bias = None
         with torch.autocast(inputs.device.type, enabled=False):
-            if ctx.needs_input_grad[0]:
+            if ctx.needs_input_grad[0] and input_gradient_by_matmul(inputs.dtype):
+                size = inputs.shape[-2:]
+                grad_inputs = conv_input_gradient(grad_output, weight, ctx.stride, size).to(input_dtype)
+            elif ctx.needs_input_grad[0]:
                 grad_inputs = torch.ops.aten.convolution_backward(
                     grad_output, inputs, weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False,
                     [0, 0], 1, [True, False, False],

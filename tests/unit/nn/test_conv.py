@@ -3,8 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._dynamo.testing import InductorAndRecordGraphs
 
-from capsnet.nn import conv_fourier
+from capsnet.nn import conv, conv_fourier
 from capsnet.nn.conv import FastWeightGradConv2d
 
 
@@ -70,3 +71,47 @@ def test_bf16_autocast_gradients_close_to_fp32(form):
     assert conv_layer.weight.grad.dtype == torch.float32
     relative = (conv_layer.weight.grad - fp32_grad).norm() / fp32_grad.norm()
     assert relative < 0.02
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, stride",
+    [((20, 20), 9, 2), ((21, 19), 9, 2), ((17, 18), 8, 2), ((12, 12), 3, 1), ((23, 20), 5, 3)],
+)
+def test_input_gradient_by_matmul_is_the_convolutions(shape, kernel, stride, monkeypatch):
+    monkeypatch.setattr(conv, "CHUNK_IMAGES", 2)  # 5 images: chunks of 2, 2 and 1
+    torch.manual_seed(0)
+    inputs = torch.randn(5, 3, *shape, dtype=torch.float64)
+    weight = torch.randn(4, 3, kernel, kernel, dtype=torch.float64)
+    grad_output = torch.randn_like(F.conv2d(inputs, weight, stride=stride))
+    expected = torch.ops.aten.convolution_backward(
+        grad_output, inputs, weight, None, [stride] * 2, [0, 0], [1, 1], False, [0, 0], 1,
+        [True, False, False],
+    )[0]  # fmt: skip
+    got = conv.conv_input_gradient(grad_output, weight, stride, shape)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_compiled_bf16_with_amx_takes_the_matmul_input_gradient(monkeypatch):
+    """On any CPU: the form AMX CPUs take under torch.compile in bf16, against oneDNN's kernels eager."""
+    monkeypatch.setattr(conv, "_AMX_BF16", True)
+    monkeypatch.setattr(conv_fourier, "_AVX2_CPU", False)
+    torch.manual_seed(0)
+    layer = FastWeightGradConv2d(16, 16, 9, stride=2).to(memory_format=torch.channels_last)
+    inputs = torch.rand(20, 16, 20, 20, requires_grad=True)
+
+    def gradients(run):
+        inputs.grad = layer.weight.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs = run(inputs)
+        outputs.float().square().sum().backward()
+        return inputs.grad.clone(), layer.weight.grad.clone()
+
+    eager_inputs_grad, eager_weight_grad = gradients(layer)
+    backend = InductorAndRecordGraphs()
+    compiled_inputs_grad, compiled_weight_grad = gradients(torch.compile(layer, backend=backend))
+    backward = backend.graphs[0].bwd_body_0.code  # the layer's backward as Dynamo traced it
+    assert "torch.mm(" in backward and "convolution_backward" not in backward
+    relative = (compiled_inputs_grad - eager_inputs_grad).norm() / eager_inputs_grad.norm()
+    assert relative < 0.01
+    assert torch.allclose(compiled_weight_grad, eager_weight_grad, rtol=0.02, atol=1e-3)
