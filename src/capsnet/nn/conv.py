@@ -28,7 +28,7 @@ from torch import nn
 from capsnet.nn.conv_fourier import conv_by_fourier, runs_by_fourier
 
 _AMX_BF16 = torch.cpu.get_capabilities().get("amx_bf16", False)  # bfloat16 matrix tiles
-CHUNK_IMAGES = 8
+CHUNK_IMAGES = 8  # images per matmul of conv_input_gradient
 
 
 def input_gradient_by_matmul(dtype: torch.dtype) -> bool:
@@ -59,7 +59,8 @@ def conv_input_gradient(
 
         dX[b, c, y, x] = sum_{s*i + p = y, s*j + q = x} sum_o G[b, o, i, j] W[o, c, p, q]
 
-    Every product once, as one matmul, then each input position sums its at most ceil(k/s)^2 taps:
+    Every product once, in matmuls of a few images each, then each input position sums its at most
+    ceil(k/s)^2 taps:
 
         P[b, i, j, p, q, c] = sum_o G[b, o, i, j] W[o, c, p, q]              [B*h*w, O] @ [O, k*k*C]
         dX[b, c, s*m + a, s*n + e] = sum_{t, u} P[b, m - t, n - u, s*t + a, s*u + e, c]
