@@ -43,7 +43,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from capsnet.nn import conv_fourier  # noqa: E402
+from capsnet.nn import bf16_in_float32, conv_fourier  # noqa: E402
 from capsnet.run.tasks import build_model  # noqa: E402
 
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # "32": no autocast
@@ -241,7 +241,11 @@ def main() -> None:
     batch = datamodule.on_after_batch_transfer(batch, 0)
     model.to(device)
     flops = training_flops_per_image(model, batch, args.precision)
-    gflops_rate = matmul_gflops(AUTOCAST_DTYPES.get(args.precision, torch.float32), args.device)
+    # The rate of the dtype the step's products are computed in: float32 where bf16's are (a slow-bf16 CPU).
+    matmul_dtype = AUTOCAST_DTYPES.get(args.precision, torch.float32)
+    if matmul_dtype == torch.bfloat16 and bf16_in_float32.installed():
+        matmul_dtype = torch.float32
+    gflops_rate = matmul_gflops(matmul_dtype, args.device)
 
     train_rate = args.batch_size / train_s
     result = {
@@ -257,6 +261,7 @@ def main() -> None:
         "train_gflop_per_img": round(flops / 1e9, 3),
         "achieved_gflops": round(train_rate * flops / 1e9, 1),
         "matmul_gflops": round(gflops_rate, 1),
+        "matmul_dtype": str(matmul_dtype).removeprefix("torch."),
         "fraction_of_matmul_rate": round(train_rate * flops / 1e9 / gflops_rate, 3),
         "data_img_per_s": round(data_img_per_s(datamodule, args.device), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

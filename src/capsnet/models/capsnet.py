@@ -12,6 +12,7 @@ import torch
 from torchmetrics import MeanMetric
 
 from capsnet.models.classifier import ClassifierModule
+from capsnet.nn.bfloat16_speed import slow_bfloat16
 from capsnet.nn.capsnet import CapsNet, CapsNetOutput
 from capsnet.nn.config import CapsNetConfig, LossConfig, from_dict
 from capsnet.nn.losses import CapsuleLoss, LossTerms
@@ -46,6 +47,7 @@ class CapsNetModule(ClassifierModule):
         self.net = CapsNet(CapsNetConfig.from_groups(net, routing, decoder))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
+        self.bf16_products_in_float32 = False  # a compiled bf16 run on a slow-bf16 CPU: true (setup)
         self.criterion = CapsuleLoss(from_dict(LossConfig, "loss", loss), alpha=self.net.config.decoder.alpha)
         # Routing behaviour: mean entropy of the couplings each routing pass (iteration) used.
         passes = self.net.digits.routing.passes
@@ -58,7 +60,16 @@ class CapsNetModule(ClassifierModule):
 
     def setup(self, stage: str) -> None:
         if self.hparams.compile and stage == "fit":
+            self.bf16_products_in_float32 = self._bf16_on_a_slow_cpu()  # with bf16's roundings
+            if self.bf16_products_in_float32:
+                from capsnet.nn import bf16_in_float32  # imports inductor: only for a compiled run
+
+                bf16_in_float32.install()
             self.net.compile()  # in place: parameter names, and so checkpoints, stay the same
+
+    def _bf16_on_a_slow_cpu(self) -> bool:
+        on_cpu = self.trainer.strategy.root_device.type == "cpu"
+        return on_cpu and "bf16" in str(self.trainer.precision) and slow_bfloat16() is not None
 
     def _step(self, batch, stage: str) -> tuple[LossTerms, CapsNetOutput]:
         images, labels = batch

@@ -17,7 +17,8 @@ Its input gradient, in bfloat16 on CPUs with AMX under torch.compile, is one mat
 (figures: docs/speed.md).
 
 Its forward and input gradient are otherwise oneDNN's kernels, except in float32 on AVX2 CPUs, where the
-whole layer goes through the discrete Fourier transform (``capsnet.nn.conv_fourier``). The bias gradient
+whole layer goes through the discrete Fourier transform (``capsnet.nn.conv_fourier``); so does bf16 there
+when a compiled graph computes bf16's products in float32 (``capsnet.nn.bf16_in_float32``). The bias gradient
 is PyTorch's own. On other devices (cuDNN has fast backward kernels) the layer is a plain Conv2d.
 """
 
@@ -143,8 +144,8 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
 
 class FastWeightGradConv2d(nn.Conv2d):
     """``nn.Conv2d`` (square kernel and stride, no padding, dilation or groups) with the fast weight
-    gradient on CPU, and in float32 on AVX2 CPUs through the Fourier transform. Same parameters, same
-    state dict, same function."""
+    gradient on CPU, and on AVX2 CPUs with products in float32 through the Fourier transform. Same
+    parameters, same state dict, same function."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
@@ -154,15 +155,36 @@ class FastWeightGradConv2d(nn.Conv2d):
         spectra for the backward pass, not the inputs."""
         if inputs.device.type != "cpu" or torch.compiler.is_exporting():
             return False
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else inputs.dtype
-        return runs_by_fourier(dtype)
+        return runs_by_fourier(_products_dtype(_operand_dtype(inputs)))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.device.type != "cpu" or torch.compiler.is_exporting():  # exported: the portable op
             return super().forward(inputs)
-        if self.keeps_only_spectra(inputs):
+        if not self.keeps_only_spectra(inputs):
+            return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
+        dtype = _operand_dtype(inputs)
+        if dtype == torch.float32:
             return conv_by_fourier(inputs, self.weight, self.bias, self.stride[0])
-        return _ConvWithFastWeightGradient.apply(inputs, self.weight, self.bias, self.stride[0])
+        # bf16 operands, their products in float32 (capsnet.nn.bf16_in_float32): exact products, float32
+        # sums, the result rounded to bf16, as the bf16 convolution would.
+        with torch.autocast("cpu", enabled=False):
+            operands = (t.to(dtype).float() for t in (inputs, self.weight, self.bias))
+            return conv_by_fourier(*operands, self.stride[0]).to(dtype)
+
+
+def _operand_dtype(inputs: torch.Tensor) -> torch.dtype:
+    """The dtype a convolution's operands have: autocast's, where it is on."""
+    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else inputs.dtype
+
+
+def _products_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the products of operands of ``dtype`` are computed in: float32 for bf16 where a compiled
+    graph takes bf16 matmuls in float32 (``capsnet.nn.bf16_in_float32``), else ``dtype``."""
+    if dtype != torch.bfloat16 or not torch.compiler.is_compiling():
+        return dtype
+    from capsnet.nn import bf16_in_float32  # imports inductor, which is loaded when compiling
+
+    return torch.float32 if bf16_in_float32.installed() else dtype
 
 
 class PatchMatmulConv2d(nn.Conv2d):
