@@ -81,6 +81,6 @@ class RunLengthEstimate(L.Callback):
         )
         if device.type == "cpu" and self.suggest_fast_cpu:
             line += "; for a fast result on a CPU: python src/train.py experiment=fast_cpu"
-            line += " trainer.precision=32" if self._slow_bf16 else ""  # faster than bf16 in float32 there
+            line += " trainer.precision=32" if self._slow_bf16 else ""  # beats bf16's float32 products there
         rank_zero_info(line)
         self._started = None
