@@ -18,10 +18,12 @@ and each complex matmul is three real ones (Gauss):
     k1 = (Xr + Xi) Mr,    k2 = Xr (Mi - Mr),    k3 = Xi (Mr + Mi),    Yr = k1 - k3,    Yi = k1 + k2
 
 A real signal's spectrum is conjugate-symmetric, so of each conjugate pair one frequency is kept (52 of
-100 on PrimaryCaps' 10 x 10 grids: 3 x 52 real matmuls of [B, 1024] @ [1024, 256], a fifth of the direct
-convolution's 36 positions x [B, 20,736] @ [20,736, 256]; a third with the transforms, at batch 128). The
-transforms are real matmuls with small DFT matrices: grid -> planes, kernel -> planes, and (k1, k2, k3) ->
-the h x w outputs only.
+100 on PrimaryCaps' 10 x 10 grids). A frequency that is its own partner (u in {0, N_h/2}, v in {0, N_w/2})
+is real: Xi = Mi = 0 there, and its product is one real matmul, k1 = Xr Mr (4 of the 52). So PrimaryCaps
+takes 3 x 48 + 4 = 148 real matmuls of [B, 1024] @ [1024, 256], a fifth of the direct convolution's 36
+positions x [B, 20,736] @ [20,736, 256] (a third with the transforms, at batch 128). The transforms are
+real matmuls with small DFT matrices: grid -> planes, kernel -> planes, and (k1, k2, k3) -> the h x w
+outputs only.
 """
 
 import math
@@ -52,43 +54,58 @@ class _Grid:
         self.out_h, self.out_w = (height - kernel) // stride + 1, (width - kernel) // stride + 1
         self.taps = math.ceil(kernel / stride)
         self.rows, self.cols = self.out_h + self.taps - 1, self.out_w + self.taps - 1  # N_h, N_w
-        # The frequencies kept and c_uv, how many of the full spectrum's (u, v) each stands for (1 or 2).
+        # The frequencies kept and c_uv, how many of the full spectrum's (u, v) each stands for: 2 for the
+        # complex ones, first, 1 for the real ones (their own partners), last.
         frequencies, counts = [], []
         for v in range(self.cols // 2 + 1):
             self_conjugate_column = v == 0 or 2 * v == self.cols  # (u, v) pairs with (-u, v) here
             for u in range(self.rows // 2 + 1 if self_conjugate_column else self.rows):
                 frequencies.append((u, v))
                 counts.append(1.0 if self_conjugate_column and (u == 0 or 2 * u == self.rows) else 2.0)
-        self.frequencies = len(frequencies)
-        self._uv = torch.tensor(frequencies, dtype=torch.float64)
-        self._counts = torch.tensor(counts, dtype=torch.float64)
+        order = sorted(range(len(counts)), key=lambda f: -counts[f])
+        self.frequencies, self.complex = len(counts), counts.count(2.0)  # n, n_c
+        self._uv = torch.tensor([frequencies[f] for f in order], dtype=torch.float64)
+        self._counts = torch.tensor([counts[f] for f in order], dtype=torch.float64)
+        n, n_c = self.frequencies, self.complex
+        # Each Gauss product's rows of the input and kernel DFT matrices (and its columns of the inverse
+        # one, which are its kernel rows): k1 over all n frequencies, k2 and k3 over the n_c complex ones.
+        self.products = (
+            (slice(0, n), slice(0, n)),
+            (slice(n, n + n_c), slice(n, n + n_c)),
+            (slice(2 * n, 2 * n + n_c), slice(n + n_c, n + 2 * n_c)),
+        )
 
-    def _angles(self, rows: int, cols: int) -> torch.Tensor:
-        """2 pi (u i / N_h + v j / N_w): [frequencies, rows * cols] for positions i < rows, j < cols."""
+    def _cos_sin(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin of 2 pi (u i / N_h + v j / N_w): [frequencies, rows * cols] each, for positions
+        i < rows, j < cols; the sines of the real frequencies (angles of whole multiples of pi) exactly 0."""
         i = torch.arange(rows, dtype=torch.float64).repeat_interleave(cols)
         j = torch.arange(cols, dtype=torch.float64).repeat(rows)
         u, v = self._uv[:, :1], self._uv[:, 1:]
-        return 2 * math.pi * (u * i / self.rows + v * j / self.cols)
+        angles = 2 * math.pi * (u * i / self.rows + v * j / self.cols)
+        sin = torch.sin(angles)
+        sin[self.complex :] = 0
+        return torch.cos(angles), sin
 
     def input_dft(self) -> torch.Tensor:
-        """[3, frequencies, N_h * N_w]: Xr, Xi and Xr + Xi of X = sum x e^{-i angle}."""
-        angles = self._angles(self.rows, self.cols)
-        return torch.stack((torch.cos(angles), -torch.sin(angles), torch.cos(angles) - torch.sin(angles)))
+        """[2n + n_c, N_h * N_w]: of X = sum x e^{-i angle}, Xr + Xi (n frequencies), Xr (n), Xi (n_c)."""
+        cos, sin = self._cos_sin(self.rows, self.cols)
+        return torch.cat((cos - sin, cos, -sin[: self.complex]))
 
     def kernel_dft(self) -> torch.Tensor:
-        """[3, frequencies, t * t]: Mr, Mi - Mr and Mr + Mi of M = conj(K) = sum k e^{+i angle}."""
-        angles = self._angles(self.taps, self.taps)
-        cos, sin = torch.cos(angles), torch.sin(angles)
-        return torch.stack((cos, sin - cos, cos + sin))
+        """[n + 2 n_c, t * t]: of M = conj(K) = sum k e^{+i angle}, Mr (n), Mi - Mr (n_c), Mr + Mi (n_c)."""
+        cos, sin = self._cos_sin(self.taps, self.taps)
+        complex_ = slice(0, self.complex)
+        return torch.cat((cos, sin[complex_] - cos[complex_], cos[complex_] + sin[complex_]))
 
     def inverse_dft(self) -> torch.Tensor:
-        """[h * w, 3 * frequencies]: the outputs from (k1, k2, k3) by the real inverse DFT
+        """[h * w, n + 2 n_c]: the outputs from (k1, k2, k3) by the real inverse DFT
 
         y[m, n] = sum_{u, v} c_uv / (N_h N_w) (Yr cos - Yi sin)(angle),   Yr = k1 - k3,   Yi = k1 + k2"""
-        angles = self._angles(self.out_h, self.out_w).T  # [h * w, frequencies]
-        real = torch.cos(angles) * self._counts / (self.rows * self.cols)  # Yr's coefficient
-        imag = -torch.sin(angles) * self._counts / (self.rows * self.cols)  # Yi's
-        return torch.cat((real + imag, imag, -real), dim=1)
+        cos, sin = self._cos_sin(self.out_h, self.out_w)
+        real = (cos * self._counts[:, None]).T / (self.rows * self.cols)  # Yr's coefficient, [h * w, n]
+        imag = -(sin * self._counts[:, None]).T / (self.rows * self.cols)  # Yi's (0 where real)
+        complex_ = slice(0, self.complex)
+        return torch.cat((real + imag, imag[:, complex_], -real[:, complex_]), dim=1)
 
     def inputs_on_grid(self, inputs: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] -> [N_h * N_w, B * s*s*C]. Rows past s * N_h are never read (cut); rows short of
@@ -138,59 +155,72 @@ def _dft_matrices(
     return _MATRICES[key]
 
 
-# The Gauss products k1, k2, k3 as (input plane, kernel plane): (Xr + Xi) Mr, Xr (Mi - Mr), Xi (Mr + Mi),
-# with the planes numbered as ``input_dft`` and ``kernel_dft`` stack them.
-_PRODUCTS = ((2, 0), (0, 1), (1, 2))
-
-
 class _ConvByFourier(torch.autograd.Function):
-    """Keeps the inputs' Xr and Xi for the backward pass, and makes each kernel plane (the layer's
-    largest tensors: 55 MB each in float32 for PrimaryCaps) when a product needs it, in both passes:
-    one plane at a time in memory, never kept."""
+    """Keeps the inputs' Xr and (at the complex frequencies) Xi for the backward pass, and makes each
+    kernel plane (the layer's largest tensors: 55 MB each in float32 for PrimaryCaps) when a product
+    needs it, in both passes: one plane at a time in memory, never kept."""
 
     @staticmethod
     def forward(ctx, inputs, weight, bias, stride: int):
         shape = (inputs.shape[2], inputs.shape[3], weight.shape[-1], stride)
         grid = _Grid(*shape)
         input_dft, kernel_dft, inverse_dft = _dft_matrices(*shape, inputs.dtype, inputs.device)
-        batch, out_channels, n = inputs.shape[0], weight.shape[0], grid.frequencies
+        batch, out_channels, n, n_c = inputs.shape[0], weight.shape[0], grid.frequencies, grid.complex
         on_grid = grid.inputs_on_grid(inputs)
         taps = grid.kernel_taps(weight)
 
-        def kernel_plane(plane: int) -> torch.Tensor:  # [frequencies, s*s*C, O]
-            return (kernel_dft[plane] @ taps).view(n, -1, out_channels)
+        def kernel_plane(rows: slice) -> torch.Tensor:  # [frequencies, s*s*C, O]
+            dft = kernel_dft[rows]
+            return (dft @ taps).view(len(dft), -1, out_channels)
 
+        (x1, m1), (_, m2), (_, m3) = grid.products
         # k1 = (Xr + Xi) Mr first, so that the grid can go before Xr and Xi are made.
-        k1 = torch.bmm((input_dft[2] @ on_grid).view(n, batch, -1), kernel_plane(0))
-        x_planes = (input_dft[:2].reshape(2 * n, -1) @ on_grid).view(2, n, batch, -1)  # Xr, Xi
+        k1 = torch.bmm((input_dft[x1] @ on_grid).view(n, batch, -1), kernel_plane(m1))
+        x_planes = (input_dft[n:] @ on_grid).view(n + n_c, batch, -1)  # Xr [n], Xi [n_c]
         del on_grid
-        products = (k1, torch.bmm(x_planes[0], kernel_plane(1)), torch.bmm(x_planes[1], kernel_plane(2)))
-        y = inverse_dft @ torch.stack(products).view(3 * n, -1)  # [h * w, B * O]
+        k2 = torch.bmm(x_planes[:n_c], kernel_plane(m2))
+        k3 = torch.bmm(x_planes[n:], kernel_plane(m3))
+        y = inverse_dft @ torch.cat((k1, k2, k3)).view(n + 2 * n_c, -1)  # [h * w, B * O]
         ctx.save_for_backward(x_planes, weight)
         ctx.grid, ctx.input_shape, ctx.dft_matrices = grid, inputs.shape, (input_dft, kernel_dft, inverse_dft)
         return (y.view(grid.out_h, grid.out_w, batch, out_channels) + bias).permute(2, 3, 0, 1)
 
     @staticmethod
     def backward(ctx, grad_output):
+        # Autocast off: the products in float32 (torch.compile traces a backward under the forward's
+        # autocast state, so bf16 autocast would round the DFT matrices and the spectra).
+        with torch.autocast(grad_output.device.type, enabled=False):
+            return _ConvByFourier._backward(ctx, grad_output)
+
+    @staticmethod
+    def _backward(ctx, grad_output):
         x_planes, weight = ctx.saved_tensors
-        grid, n = ctx.grid, ctx.grid.frequencies
+        grid, n, n_c = ctx.grid, ctx.grid.frequencies, ctx.grid.complex
         like = dict(dtype=grad_output.dtype, device=grad_output.device)
         input_dft, kernel_dft, inverse_dft = ctx.dft_matrices
         grads = grad_output.permute(2, 3, 0, 1).reshape(grid.out_h * grid.out_w, -1)  # [h * w, B * O]
-        grad_products = (inverse_dft.T @ grads).view(3, n, x_planes.shape[2], -1)
+        grad_products = (inverse_dft.T @ grads).view(n + 2 * n_c, x_planes.shape[1], -1)
+        grad_products = grad_products.split((n, n_c, n_c))  # dk1, dk2, dk3
         taps = grid.kernel_taps(weight)
         grad_inputs = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:  # dX = sum over the products of dk M^T, each taken back to the grid
-            grad_grid = torch.zeros(input_dft.shape[-1], x_planes[0, 0].numel(), **like)
-            for grad_k, (x_plane, m_plane) in zip(grad_products, _PRODUCTS, strict=True):
-                m = (kernel_dft[m_plane] @ taps).view(n, -1, weight.shape[0])
-                grad_grid.addmm_(input_dft[x_plane].T, torch.bmm(grad_k, m.transpose(1, 2)).view(n, -1))
+            grad_grid = torch.zeros(input_dft.shape[-1], x_planes[0].numel(), **like)
+            for grad_k, (x_rows, m_rows) in zip(grad_products, grid.products, strict=True):
+                m = (kernel_dft[m_rows] @ taps).view(len(grad_k), -1, weight.shape[0])
+                grad_grid.addmm_(
+                    input_dft[x_rows].T, torch.bmm(grad_k, m.transpose(1, 2)).view(len(grad_k), -1)
+                )
             grad_inputs = grid.gradient_from_grid(grad_grid, ctx.input_shape)
         if ctx.needs_input_grad[1]:  # dM = sum over the products of X^T dk, each taken back to the taps
             grad_taps = torch.zeros_like(taps)
-            for grad_k, (x_plane, m_plane) in zip(grad_products, _PRODUCTS, strict=True):
-                x = x_planes[x_plane] if x_plane < 2 else x_planes[0] + x_planes[1]
-                grad_taps.addmm_(kernel_dft[m_plane].T, torch.bmm(x.transpose(1, 2), grad_k).view(n, -1))
+            xr, xi = x_planes[:n], x_planes[n:]
+            x_sums = torch.cat((xr[:n_c] + xi, xr[n_c:]))  # Xr + Xi; Xr alone where real
+            for grad_k, x, (_, m_rows) in zip(
+                grad_products, (x_sums, xr[:n_c], xi), grid.products, strict=True
+            ):
+                grad_taps.addmm_(
+                    kernel_dft[m_rows].T, torch.bmm(x.transpose(1, 2), grad_k).view(len(grad_k), -1)
+                )
             # In the weight's own layout: autograd would copy another, outside compiled graphs.
             grad_weight = torch.empty_like(weight)
             grad_weight.copy_(grid.gradient_from_taps(grad_taps, weight.shape))

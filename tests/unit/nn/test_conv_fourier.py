@@ -57,8 +57,8 @@ def test_gradcheck():
 def test_float32_as_accurate_as_the_direct_convolution():
     """PrimaryCaps' geometry and scales (ReLU inputs, weights of variance 1 / fan-in), channels-last like
     the model: against float64, each of the output and the two gradients is within 3x the direct float32
-    convolution's error (measured: 0.3x to 1.7x), and the gradients come in their tensors' layouts
-    (autograd would copy others, outside compiled graphs)."""
+    convolution's error (the measured ratios: docs/speed.md), and the gradients come in their tensors'
+    layouts (autograd would copy others, outside compiled graphs)."""
     torch.manual_seed(0)
     inputs = torch.randn(4, 64, 20, 20).relu().to(memory_format=torch.channels_last).requires_grad_()
     weight = (torch.randn(32, 64, 9, 9) / (64 * 81) ** 0.5).to(memory_format=torch.channels_last)
@@ -107,11 +107,13 @@ def test_kept_frequencies_stand_for_the_whole_spectrum(rows, cols):
         assert count == (1.0 if partner == (u, v) else 2.0)
         full |= {(u, v), partner}
     assert len(full) == rows * cols and grid._counts.sum() == rows * cols
+    # complex frequencies first, then the real ones, whose products are a single real matmul
+    assert grid._counts.tolist() == [2.0] * grid.complex + [1.0] * (grid.frequencies - grid.complex)
 
 
 def test_primary_caps_grid():
     grid = _Grid(20, 20, 9, 2)
-    assert (grid.out_h, grid.taps, grid.rows, grid.frequencies) == (6, 5, 10, 52)
+    assert (grid.out_h, grid.taps, grid.rows, grid.frequencies, grid.complex) == (6, 5, 10, 52, 48)
 
 
 def test_taken_in_float32_on_avx2_only(monkeypatch):
