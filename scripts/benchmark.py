@@ -114,11 +114,14 @@ def _sync(device: str) -> None:
 def training_flops_per_image(model, batch, precision: str) -> float:
     """FLOPs of the module's own training step, forward + backward, from torch's counter: the
     function's work as the direct convolution does it, on every host. (Where the PrimaryCaps layer goes
-    through the Fourier transform, float32 on AVX2, it multiplies less, and the fraction of the matmul
-    rate counts the multiplications it saves: above 1 is possible.)"""
+    through the Fourier transform, it multiplies less, and the fraction of the matmul rate counts the
+    multiplications it saves: above 1 is possible.)"""
     small_batch = [t[:8] for t in batch]
     dtype = AUTOCAST_DTYPES.get(precision)
-    with FlopCounterMode(display=False) as counter, mock.patch.object(conv_fourier, "_AVX2_CPU", False):
+    with (
+        FlopCounterMode(display=False) as counter,
+        mock.patch.object(conv_fourier, "_FOURIER_DTYPES", frozenset()),
+    ):
         with torch.autocast(small_batch[0].device.type, dtype=dtype, enabled=dtype is not None):
             terms, _ = model._step(small_batch, "train")
         terms.total.backward()

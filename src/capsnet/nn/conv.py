@@ -16,9 +16,9 @@ Its input gradient, in bfloat16 on CPUs with AMX under torch.compile, is one mat
 (``conv_input_gradient``), which runs far faster there than oneDNN's strided backward-data kernel
 (figures: docs/speed.md).
 
-Its forward and input gradient are otherwise oneDNN's kernels, except in float32 on AVX2 CPUs, where the
-whole layer goes through the discrete Fourier transform (``capsnet.nn.conv_fourier``); so does bf16 there
-when a compiled graph computes bf16's products in float32 (``capsnet.nn.bf16_in_float32``). The bias gradient
+Its forward and input gradient are otherwise oneDNN's kernels, except in float32 on every CPU, where the
+whole layer goes through the discrete Fourier transform (``capsnet.nn.conv_fourier``); so does bf16 on AVX2
+CPUs when a compiled graph computes bf16's products in float32 (``capsnet.nn.bf16_in_float32``). The bias gradient
 is PyTorch's own. On other devices (cuDNN has fast backward kernels) the layer is a plain Conv2d.
 """
 
@@ -144,7 +144,7 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
 
 class FastWeightGradConv2d(nn.Conv2d):
     """``nn.Conv2d`` (square kernel and stride, no padding, dilation or groups) with the fast weight
-    gradient on CPU, and on AVX2 CPUs with products in float32 through the Fourier transform. Same
+    gradient on CPU, and with products in float32 through the Fourier transform. Same
     parameters, same state dict, same function."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):

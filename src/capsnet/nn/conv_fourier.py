@@ -1,5 +1,5 @@
 """A strided convolution without padding through the discrete Fourier transform: the PrimaryCaps layer
-in float32 on AVX2 CPUs, where it needs a third of the direct convolution's multiplications. The same
+in float32 on CPUs, where it needs a third of the direct convolution's multiplications. The same
 function up to float32 rounding (exact in float64: tests).
 
 Stride s splits the input and the kernel into s x s phases (p, q): rows s*i + p, columns s*j + q. Each
@@ -31,13 +31,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-_AVX2_CPU = torch.backends.cpu.get_cpu_capability() == "AVX2"  # the best instruction set ATen uses
+# The products' dtypes the layer takes this form for: float32 on every CPU (in bf16, oneDNN's kernels).
+_FOURIER_DTYPES = frozenset({torch.float32})
 
 
-def runs_by_fourier(dtype: torch.dtype) -> bool:
-    """Whether the PrimaryCaps layer takes this form: in float32 on AVX2 CPUs, where it was measured
-    faster; elsewhere oneDNN's kernels ran near the matmul rate (bf16 with AVX-512) or were not measured."""
-    return dtype == torch.float32 and _AVX2_CPU
+def runs_by_fourier(products: torch.dtype) -> bool:
+    """Whether the PrimaryCaps layer takes this form for products in this dtype: where it was measured
+    faster than oneDNN's kernels (figures: docs/speed.md)."""
+    return products in _FOURIER_DTYPES
 
 
 def _pad_or_cut(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:

@@ -104,7 +104,7 @@ def test_a_result_is_the_float32_product_of_the_bf16_operands_rounded(recording)
 def test_primary_caps_take_the_fourier_form_in_float32_on_avx2(recording, monkeypatch):
     """bf16 on an AVX2 CPU: the layer's products are float32 ones, so it takes its float32 form there;
     its output and gradients are the exact ones of the bf16 operands, each rounded once to bf16."""
-    monkeypatch.setattr(conv_fourier, "_AVX2_CPU", True)
+    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset({torch.float32}))  # as on AVX2
     torch.manual_seed(0)
     layer = FastWeightGradConv2d(16, 16, 9, stride=2).to(memory_format=torch.channels_last)
     images = torch.rand(4, 16, 20, 20)

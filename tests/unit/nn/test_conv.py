@@ -9,10 +9,10 @@ from capsnet.nn import conv, conv_fourier
 from capsnet.nn.conv import FastWeightGradConv2d
 
 
-@pytest.fixture(params=[False, True], ids=["onednn", "fourier"])
+@pytest.fixture(params=[frozenset(), frozenset({torch.float32})], ids=["onednn", "fourier"])
 def form(request, monkeypatch):
-    """The layer in oneDNN's kernels, and through the Fourier transform (float32 on AVX2), on any CPU."""
-    monkeypatch.setattr(conv_fourier, "_AVX2_CPU", request.param)
+    """The layer in oneDNN's kernels, and through the Fourier transform (float32), on any CPU."""
+    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", request.param)
 
 
 @pytest.mark.parametrize("shape", [(3, 16, 20, 20), (2, 16, 21, 19)])
@@ -95,7 +95,7 @@ def test_input_gradient_by_matmul_is_the_convolutions(shape, kernel, stride, mon
 def test_compiled_bf16_with_amx_takes_the_matmul_input_gradient(monkeypatch):
     """On any CPU: the form AMX CPUs take under torch.compile in bf16, against oneDNN's kernels eager."""
     monkeypatch.setattr(conv, "_AMX_BF16", True)
-    monkeypatch.setattr(conv_fourier, "_AVX2_CPU", False)
+    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset())
     torch.manual_seed(0)
     layer = FastWeightGradConv2d(16, 16, 9, stride=2).to(memory_format=torch.channels_last)
     inputs = torch.rand(20, 16, 20, 20, requires_grad=True)

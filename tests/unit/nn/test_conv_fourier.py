@@ -116,9 +116,7 @@ def test_primary_caps_grid():
     assert (grid.out_h, grid.taps, grid.rows, grid.frequencies, grid.complex) == (6, 5, 10, 52, 48)
 
 
-def test_taken_in_float32_on_avx2_only(monkeypatch):
-    monkeypatch.setattr(conv_fourier, "_AVX2_CPU", True)
+def test_taken_in_float32_on_every_cpu():
     assert conv_fourier.runs_by_fourier(torch.float32)
     assert not conv_fourier.runs_by_fourier(torch.bfloat16)
-    monkeypatch.setattr(conv_fourier, "_AVX2_CPU", False)
-    assert not conv_fourier.runs_by_fourier(torch.float32)
+    assert not conv_fourier.runs_by_fourier(torch.float16)
