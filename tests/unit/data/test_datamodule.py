@@ -19,6 +19,7 @@ def spec_for(root, checksums) -> DatasetFiles:
 
 
 def test_random_shift_moves_each_image_within_bounds():
+    torch.manual_seed(0)  # unseeded, one run in ~140 missed one of the 25 shifts
     images = torch.zeros(200, 1, 9, 9)
     images[:, 0, 4, 4] = 1.0
     shifted = random_shift(images, 2)
