@@ -16,10 +16,11 @@ Its input gradient, in bfloat16 on CPUs with AMX under torch.compile, is one mat
 (``conv_input_gradient``), which runs far faster there than oneDNN's strided backward-data kernel
 (figures: docs/speed.md).
 
-Its forward and input gradient are otherwise oneDNN's kernels, except in float32 on every CPU, where the
-whole layer goes through the discrete Fourier transform (``capsnet.nn.conv_fourier``); so does bf16 on AVX2
-CPUs when a compiled graph computes bf16's products in float32 (``capsnet.nn.bf16_in_float32``). The bias gradient
-is PyTorch's own. On other devices (cuDNN has fast backward kernels) the layer is a plain Conv2d.
+Its forward and input gradient are otherwise oneDNN's kernels, except where the whole layer goes through
+the discrete Fourier transform (``capsnet.nn.conv_fourier``): in float32 on every CPU, in bf16 on CPUs with
+AVX-512 BF16 and no AMX, and in bf16 on AVX2 CPUs when a compiled graph computes bf16's products in float32
+(``capsnet.nn.bf16_in_float32``). The bias gradient is PyTorch's own. On other devices (cuDNN has fast
+backward kernels) the layer is a plain Conv2d.
 """
 
 import torch
@@ -143,9 +144,9 @@ class _ConvWithFastWeightGradient(torch.autograd.Function):
 
 
 class FastWeightGradConv2d(nn.Conv2d):
-    """``nn.Conv2d`` (square kernel and stride, no padding, dilation or groups) with the fast weight
-    gradient on CPU, and with products in float32 through the Fourier transform. Same
-    parameters, same state dict, same function."""
+    """``nn.Conv2d`` (square kernel and stride, no padding, dilation or groups) on the CPU through the
+    Fourier transform where ``runs_by_fourier``, else with the fast weight gradient. Same parameters, same
+    state dict, same function."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
@@ -165,11 +166,13 @@ class FastWeightGradConv2d(nn.Conv2d):
         dtype = _operand_dtype(inputs)
         if dtype == torch.float32:
             return conv_by_fourier(inputs, self.weight, self.bias, self.stride[0])
-        # bf16 operands, their products in float32 (capsnet.nn.bf16_in_float32): exact products, float32
-        # sums, the result rounded to bf16, as the bf16 convolution would.
         with torch.autocast("cpu", enabled=False):
-            operands = (t.to(dtype).float() for t in (inputs, self.weight, self.bias))
-            return conv_by_fourier(*operands, self.stride[0]).to(dtype)
+            operands = [t.to(dtype) for t in (inputs, self.weight, self.bias)]
+            if _products_dtype(dtype) == dtype:  # transforms and products in bf16, sums in float32
+                return conv_by_fourier(*operands, self.stride[0])
+            # bf16's products in float32 (capsnet.nn.bf16_in_float32): exact products, float32 sums, the
+            # result rounded to bf16, as the bf16 convolution would.
+            return conv_by_fourier(*(t.float() for t in operands), self.stride[0]).to(dtype)
 
 
 def _operand_dtype(inputs: torch.Tensor) -> torch.dtype:

@@ -146,6 +146,33 @@ def test_the_fourier_primary_caps_give_the_same_network(monkeypatch):
         torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
 
 
+def test_bf16_fourier_primary_caps_as_close_to_float32_as_the_direct_bf16_convolution(monkeypatch):
+    """Under bf16 autocast, the whole network with PrimaryCaps through the Fourier transform in bf16
+    (CPUs with AVX-512 BF16 and no AMX): its capsule lengths, and its loss's gradients of the PrimaryCaps
+    weights, within 2.5x the distance from float32's that oneDNN's direct bf16 convolution gives (the
+    measured ratios: docs/speed.md)."""
+    torch.manual_seed(0)
+    net = CapsNet(CapsNetConfig(conv_channels=64, primary_types=8)).to(memory_format=torch.channels_last)
+    images = torch.rand(16, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    labels = torch.arange(16) % 10
+    targets = torch.nn.functional.one_hot(labels, 10).float()
+
+    def run(dtypes, autocast):
+        monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset(dtypes))
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            output = net(images, labels)
+            loss = CapsuleLoss()(output.lengths.float(), targets, output.reconstructions.float(), images)
+        loss.total.backward()
+        return output.lengths.float(), net.primary.conv.weight.grad.clone()
+
+    float32 = run({torch.float32}, autocast=False)
+    direct = run({torch.float32}, autocast=True)
+    fourier = run({torch.float32, torch.bfloat16}, autocast=True)
+    for got, near, want in zip(fourier, direct, float32, strict=True):
+        assert (got - want).norm() <= 2.5 * (near - want).norm()
+
+
 def test_compiled_with_the_fourier_form_conv1_and_relu_are_recomputed_not_kept(monkeypatch):
     """Compiled, with PrimaryCaps through the Fourier transform (which keeps its input's spectra, not its
     input), the graph keeps neither Conv1 + ReLU's output nor ReLU's mask for the backward pass (it

@@ -9,9 +9,13 @@ from capsnet.nn import conv, conv_fourier
 from capsnet.nn.conv import FastWeightGradConv2d
 
 
-@pytest.fixture(params=[frozenset(), frozenset({torch.float32})], ids=["onednn", "fourier"])
+@pytest.fixture(
+    params=[frozenset(), frozenset({torch.float32}), frozenset({torch.float32, torch.bfloat16})],
+    ids=["onednn", "fourier", "fourier_bf16"],
+)
 def form(request, monkeypatch):
-    """The layer in oneDNN's kernels, and through the Fourier transform (float32), on any CPU."""
+    """The layer in oneDNN's kernels, through the Fourier transform in float32, and in bf16 too, on any
+    CPU."""
     monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", request.param)
 
 
@@ -71,6 +75,22 @@ def test_bf16_autocast_gradients_close_to_fp32(form):
     assert conv_layer.weight.grad.dtype == torch.float32
     relative = (conv_layer.weight.grad - fp32_grad).norm() / fp32_grad.norm()
     assert relative < 0.02
+
+
+@pytest.mark.parametrize("by_fourier", [False, True])
+def test_bf16_takes_the_form_its_cpu_is_given(by_fourier, monkeypatch):
+    """Under bf16 autocast the layer is oneDNN's bf16 convolution, or the Fourier form on bf16 operands
+    where bf16 products take it (CPUs with AVX-512 BF16 and no AMX)."""
+    dtypes = {torch.float32, torch.bfloat16} if by_fourier else {torch.float32}
+    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset(dtypes))
+    torch.manual_seed(0)
+    layer = FastWeightGradConv2d(16, 8, 9, stride=2)
+    inputs = torch.rand(3, 16, 20, 20)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = layer(inputs)
+    operands = [t.detach().bfloat16() for t in (inputs, layer.weight, layer.bias)]
+    form = conv_fourier.conv_by_fourier if by_fourier else lambda x, w, b, s: F.conv2d(x, w, b, stride=s)
+    assert torch.equal(output, form(*operands, 2))
 
 
 @pytest.mark.parametrize(
