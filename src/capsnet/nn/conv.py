@@ -156,7 +156,7 @@ class FastWeightGradConv2d(nn.Conv2d):
         spectra for the backward pass, not the inputs."""
         if inputs.device.type != "cpu" or torch.compiler.is_exporting():
             return False
-        return runs_by_fourier(_products_dtype(_operand_dtype(inputs)))
+        return runs_by_fourier(_products_dtype(_operand_dtype(inputs)), len(inputs))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.device.type != "cpu" or torch.compiler.is_exporting():  # exported: the portable op

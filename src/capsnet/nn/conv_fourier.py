@@ -38,12 +38,15 @@ _CPU = torch.cpu.get_capabilities()
 _FOURIER_DTYPES = frozenset(
     {torch.float32} | ({torch.bfloat16} if _CPU.get("avx512_bf16") and not _CPU.get("amx_bf16") else set())
 )
+# Below this batch the kernel's transforms, whose cost does not shrink with the batch, outweigh the
+# multiplications saved.
+_FOURIER_MIN_BATCH = 48
 
 
-def runs_by_fourier(products: torch.dtype) -> bool:
-    """Whether the PrimaryCaps layer takes this form for products in this dtype: where it was measured
-    faster than oneDNN's kernels (figures: docs/speed.md)."""
-    return products in _FOURIER_DTYPES
+def runs_by_fourier(products: torch.dtype, batch: int) -> bool:
+    """Whether the PrimaryCaps layer takes this form for products in this dtype and this many images: where
+    it was measured faster than oneDNN's kernels (figures: docs/speed.md)."""
+    return products in _FOURIER_DTYPES and batch >= _FOURIER_MIN_BATCH
 
 
 def _pad_or_cut(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 import torch._inductor.config
 import torch.nn.functional as F
 
-from capsnet.nn import bf16_in_float32, conv_fourier
+from capsnet.nn import bf16_in_float32
 from capsnet.nn.bf16_in_float32 import MATMULS, BF16InFloat32
 from capsnet.nn.conv import FastWeightGradConv2d
 
@@ -101,10 +101,10 @@ def test_a_result_is_the_float32_product_of_the_bf16_operands_rounded(recording)
     torch.testing.assert_close(product, expected, rtol=2**-7, atol=1e-5)  # one rounding: at most an ulp
 
 
-def test_primary_caps_take_the_fourier_form_in_float32_on_avx2(recording, monkeypatch):
+def test_primary_caps_take_the_fourier_form_in_float32_on_avx2(recording, fourier_form):
     """bf16 on an AVX2 CPU: the layer's products are float32 ones, so it takes its float32 form there;
     its output and gradients are the exact ones of the bf16 operands, each rounded once to bf16."""
-    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset({torch.float32}))  # as on AVX2
+    fourier_form(torch.float32)  # as on AVX2
     torch.manual_seed(0)
     layer = FastWeightGradConv2d(16, 16, 9, stride=2).to(memory_format=torch.channels_last)
     images = torch.rand(4, 16, 20, 20)

@@ -4,7 +4,6 @@ input shapes."""
 import pytest
 import torch
 
-from capsnet.nn import conv_fourier
 from capsnet.nn.capsnet import CapsNet
 from capsnet.nn.config import CapsNetConfig
 from capsnet.nn.decoder import mask_capsules
@@ -125,7 +124,7 @@ def test_bf16_autocast_close_to_fp32_on_a_fixed_batch():
     assert abs(half_loss.margin - full_loss.margin) < 0.02 * full_loss.margin + 1e-3
 
 
-def test_the_fourier_primary_caps_give_the_same_network(monkeypatch):
+def test_the_fourier_primary_caps_give_the_same_network(fourier_form):
     """The whole network, its loss and every parameter's gradient, with PrimaryCaps through the Fourier
     transform (float32) and with oneDNN's convolution, on any CPU."""
     torch.manual_seed(0)
@@ -134,8 +133,8 @@ def test_the_fourier_primary_caps_give_the_same_network(monkeypatch):
     labels = torch.arange(8)
     targets = torch.nn.functional.one_hot(labels, 10).float()
     runs = []
-    for fourier in (frozenset(), frozenset({torch.float32})):
-        monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", fourier)
+    for dtypes in ((), (torch.float32,)):
+        fourier_form(*dtypes)
         net.zero_grad()
         output = net(images, labels)
         CapsuleLoss()(output.lengths, targets, output.reconstructions, images).total.backward()
@@ -146,7 +145,7 @@ def test_the_fourier_primary_caps_give_the_same_network(monkeypatch):
         torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
 
 
-def test_bf16_fourier_primary_caps_as_close_to_float32_as_the_direct_bf16_convolution(monkeypatch):
+def test_bf16_fourier_primary_caps_as_close_to_float32_as_the_direct_bf16_convolution(fourier_form):
     """Under bf16 autocast, the whole network with PrimaryCaps through the Fourier transform in bf16
     (CPUs with AVX-512 BF16 and no AMX): its capsule lengths, and its loss's gradients of the PrimaryCaps
     weights, within 2.5x the distance from float32's that oneDNN's direct bf16 convolution gives (the
@@ -158,7 +157,7 @@ def test_bf16_fourier_primary_caps_as_close_to_float32_as_the_direct_bf16_convol
     targets = torch.nn.functional.one_hot(labels, 10).float()
 
     def run(dtypes, autocast):
-        monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset(dtypes))
+        fourier_form(*dtypes)
         net.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             output = net(images, labels)
@@ -166,18 +165,18 @@ def test_bf16_fourier_primary_caps_as_close_to_float32_as_the_direct_bf16_convol
         loss.total.backward()
         return output.lengths.float(), net.primary.conv.weight.grad.clone()
 
-    float32 = run({torch.float32}, autocast=False)
-    direct = run({torch.float32}, autocast=True)
-    fourier = run({torch.float32, torch.bfloat16}, autocast=True)
+    float32 = run((torch.float32,), autocast=False)
+    direct = run((torch.float32,), autocast=True)
+    fourier = run((torch.float32, torch.bfloat16), autocast=True)
     for got, near, want in zip(fourier, direct, float32, strict=True):
         assert (got - want).norm() <= 2.5 * (near - want).norm()
 
 
-def test_compiled_with_the_fourier_form_conv1_and_relu_are_recomputed_not_kept(monkeypatch):
+def test_compiled_with_the_fourier_form_conv1_and_relu_are_recomputed_not_kept(fourier_form):
     """Compiled, with PrimaryCaps through the Fourier transform (which keeps its input's spectra, not its
     input), the graph keeps neither Conv1 + ReLU's output nor ReLU's mask for the backward pass (it
     recomputes them), and the gradients are eager's."""
-    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset({torch.float32}))
+    fourier_form(torch.float32)
     torch.manual_seed(0)
     net = CapsNet(CapsNetConfig(conv_channels=8, primary_types=2))
     images, labels = torch.rand(4, 1, 28, 28), torch.arange(4)

@@ -10,13 +10,12 @@ from capsnet.nn.conv import FastWeightGradConv2d
 
 
 @pytest.fixture(
-    params=[frozenset(), frozenset({torch.float32}), frozenset({torch.float32, torch.bfloat16})],
-    ids=["onednn", "fourier", "fourier_bf16"],
+    params=[(), (torch.float32,), (torch.float32, torch.bfloat16)], ids=["onednn", "fourier", "fourier_bf16"]
 )
-def form(request, monkeypatch):
+def form(request, fourier_form):
     """The layer in oneDNN's kernels, through the Fourier transform in float32, and in bf16 too, on any
     CPU."""
-    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", request.param)
+    fourier_form(*request.param)
 
 
 @pytest.mark.parametrize("shape", [(3, 16, 20, 20), (2, 16, 21, 19)])
@@ -78,11 +77,10 @@ def test_bf16_autocast_gradients_close_to_fp32(form):
 
 
 @pytest.mark.parametrize("by_fourier", [False, True])
-def test_bf16_takes_the_form_its_cpu_is_given(by_fourier, monkeypatch):
+def test_bf16_takes_the_form_its_cpu_is_given(by_fourier, fourier_form):
     """Under bf16 autocast the layer is oneDNN's bf16 convolution, or the Fourier form on bf16 operands
     where bf16 products take it (CPUs with AVX-512 BF16 and no AMX)."""
-    dtypes = {torch.float32, torch.bfloat16} if by_fourier else {torch.float32}
-    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset(dtypes))
+    fourier_form(*((torch.float32, torch.bfloat16) if by_fourier else (torch.float32,)))
     torch.manual_seed(0)
     layer = FastWeightGradConv2d(16, 8, 9, stride=2)
     inputs = torch.rand(3, 16, 20, 20)
@@ -91,6 +89,18 @@ def test_bf16_takes_the_form_its_cpu_is_given(by_fourier, monkeypatch):
     operands = [t.detach().bfloat16() for t in (inputs, layer.weight, layer.bias)]
     form = conv_fourier.conv_by_fourier if by_fourier else lambda x, w, b, s: F.conv2d(x, w, b, stride=s)
     assert torch.equal(output, form(*operands, 2))
+
+
+def test_the_fourier_form_from_its_minimum_batch(monkeypatch):
+    """Below ``_FOURIER_MIN_BATCH`` images oneDNN's kernels, from it the Fourier form (float32 here)."""
+    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset({torch.float32}))
+    torch.manual_seed(0)
+    layer = FastWeightGradConv2d(2, 3, 9, stride=2)
+    smallest = conv_fourier._FOURIER_MIN_BATCH
+    with torch.no_grad():
+        for batch, form in ((smallest - 1, F.conv2d), (smallest, conv_fourier.conv_by_fourier)):
+            inputs = torch.rand(batch, 2, 20, 20)
+            assert torch.equal(layer(inputs), form(inputs, layer.weight, layer.bias, 2))
 
 
 @pytest.mark.parametrize(
@@ -112,10 +122,10 @@ def test_input_gradient_by_matmul_is_the_convolutions(shape, kernel, stride, mon
     assert torch.allclose(got, expected, rtol=0, atol=1e-12)
 
 
-def test_compiled_bf16_with_amx_takes_the_matmul_input_gradient(monkeypatch):
+def test_compiled_bf16_with_amx_takes_the_matmul_input_gradient(monkeypatch, fourier_form):
     """On any CPU: the form AMX CPUs take under torch.compile in bf16, against oneDNN's kernels eager."""
     monkeypatch.setattr(conv, "_AMX_BF16", True)
-    monkeypatch.setattr(conv_fourier, "_FOURIER_DTYPES", frozenset())
+    fourier_form()
     torch.manual_seed(0)
     layer = FastWeightGradConv2d(16, 16, 9, stride=2).to(memory_format=torch.channels_last)
     inputs = torch.rand(20, 16, 20, 20, requires_grad=True)

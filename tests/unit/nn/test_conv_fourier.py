@@ -144,9 +144,11 @@ def test_primary_caps_grid():
     assert (grid.out_h, grid.taps, grid.rows, grid.frequencies, grid.complex) == (6, 5, 10, 52, 48)
 
 
-def test_taken_in_float32_everywhere_and_in_bf16_with_avx512_bf16_and_no_amx(monkeypatch):
+def test_taken_in_float32_everywhere_and_in_bf16_with_avx512_bf16_and_no_amx_from_48_images():
     capabilities = torch.cpu.get_capabilities()
     bf16_dot_products = capabilities.get("avx512_bf16") and not capabilities.get("amx_bf16")
-    assert conv_fourier.runs_by_fourier(torch.float32)
-    assert conv_fourier.runs_by_fourier(torch.bfloat16) == bf16_dot_products
-    assert not conv_fourier.runs_by_fourier(torch.float16)
+    assert conv_fourier.runs_by_fourier(torch.float32, 48)
+    assert conv_fourier.runs_by_fourier(torch.bfloat16, 128) == bf16_dot_products
+    assert not conv_fourier.runs_by_fourier(torch.float16, 128)
+    assert not conv_fourier.runs_by_fourier(torch.float32, 47)
+    assert not conv_fourier.runs_by_fourier(torch.bfloat16, 32)
