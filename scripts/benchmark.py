@@ -10,7 +10,8 @@ after warm-up, as medians of the timed steps:
 - GFLOP per image of a training step (counted by torch's FLOP counter, as the direct convolution does
   it) and the achieved fraction of the matmul rate measured in this process;
 - data: training batches per second of the DataModule (index, transfer, scale, shift), as img/s;
-- peak RSS of the process; on a GPU, its name and the peak GPU memory of training.
+- peak RSS of the process, and of the timed steps alone (compilation left out; Linux); on a GPU, its
+  name and the peak GPU memory of training.
 """
 
 import argparse
@@ -50,16 +51,20 @@ AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # "
 
 
 class StepTimer(L.Callback):
-    """Wall time of each training and validation batch."""
+    """Wall time of each training and validation batch; and, after ``warmup`` training batches, the
+    process's peak resident memory is measured afresh (compilation's left out)."""
 
-    def __init__(self):
+    def __init__(self, warmup: int):
         self.train, self.val = [], []
         self._start = 0.0
+        self.warmup, self.peak_reset = warmup, False
 
     def _begin(self, *_):
         self._start = time.perf_counter()
 
     def on_train_batch_start(self, *args):
+        if len(self.train) == self.warmup:
+            self.peak_reset = reset_peak_rss()
         self._begin()
 
     def on_train_batch_end(self, *args):
@@ -70,6 +75,25 @@ class StepTimer(L.Callback):
 
     def on_validation_batch_end(self, *args):
         self.val.append(time.perf_counter() - self._start)
+
+
+def reset_peak_rss() -> bool:
+    """Start the process's peak resident memory (VmHWM) afresh, where Linux allows it; whether it did."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed
+        return False
+    return True
+
+
+def peak_rss_mb() -> float | None:
+    """The process's peak resident memory since the last ``reset_peak_rss`` (Linux), in MB."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    line = next((row for row in status.splitlines() if row.startswith("VmHWM:")), None)
+    return round(int(line.split()[1]) / 1024, 1) if line else None
 
 
 def compose_config(args, output_dir: str):
@@ -218,7 +242,7 @@ def main() -> None:
     L.seed_everything(0, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg)
-    timer = StepTimer()
+    timer = StepTimer(args.warmup)
     steps = args.warmup + args.steps
     trainer = L.Trainer(
         accelerator="gpu" if args.device.startswith("cuda") else "cpu",
@@ -235,6 +259,7 @@ def main() -> None:
         callbacks=[timer],
     )
     trainer.fit(model, datamodule=datamodule)  # prepare_data gets MNIST if it is not there yet
+    steps_peak_rss_mb = peak_rss_mb() if timer.peak_reset else None  # the timed steps' own
     peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None
     train_s = statistics.median(timer.train[args.warmup :])
     infer_s = statistics.median(timer.val[args.warmup :])
@@ -268,6 +293,7 @@ def main() -> None:
         "fraction_of_matmul_rate": round(train_rate * flops / 1e9 / gflops_rate, 3),
         "data_img_per_s": round(data_img_per_s(datamodule, args.device), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "steps_peak_rss_mb": steps_peak_rss_mb,
     }
     if args.bare_steps:
         bare = bare_step_ms(model, batch, args.precision, args.bare_steps)

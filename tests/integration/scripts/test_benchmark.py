@@ -26,6 +26,8 @@ def test_benchmark_reports_json(synthetic_data, data_overrides, tmp_path):
     for key in ("train_img_per_s", "infer_img_per_s", "ms_per_step", "peak_rss_mb", "matmul_gflops"):
         assert figures[key] > 0, key
     assert figures["data_img_per_s"] > figures["train_img_per_s"]
+    # the timed steps' own peak (Linux: measured afresh after warm-up), within the whole process's
+    assert 0 < figures["steps_peak_rss_mb"] <= figures["peak_rss_mb"]
     # Two capsule layers and the decoder: about 1.2 GFLOP per training image (paper architecture).
     assert 1.1 < figures["train_gflop_per_img"] < 1.3
     # --bare-steps: the module's own steps outside Lightning, timed one by one
