@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
@@ -142,10 +141,7 @@ def training_flops_per_image(model, batch, precision: str) -> float:
     multiplications it saves: above 1 is possible.)"""
     small_batch = [t[:8] for t in batch]
     dtype = AUTOCAST_DTYPES.get(precision)
-    with (
-        FlopCounterMode(display=False) as counter,
-        mock.patch.object(conv_fourier, "_FOURIER_DTYPES", frozenset()),
-    ):
+    with FlopCounterMode(display=False) as counter, conv_fourier.fourier_form_for():
         with torch.autocast(small_batch[0].device.type, dtype=dtype, enabled=dtype is not None):
             terms, _ = model._step(small_batch, "train")
         terms.total.backward()

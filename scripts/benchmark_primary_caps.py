@@ -17,7 +17,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # huge pages, as the entry points set before torch loads
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -25,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from capsnet.ops.process import set_mmap_threshold, skip_triton_on_cpu
 
 skip_triton_on_cpu(True)
-set_mmap_threshold(
-    1073741824
-)  # heap reuse, as experiment=fast_cpu and paper_short: each call reuses the last's memory
+# Heap reuse, as experiment=fast_cpu and paper_short: each call reuses the last's memory.
+set_mmap_threshold(1073741824)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -35,7 +33,7 @@ import torch.nn.functional as F  # noqa: E402
 from capsnet.nn import conv_fourier  # noqa: E402
 from capsnet.nn.conv import FastWeightGradConv2d  # noqa: E402
 
-FORMS = {"onednn": frozenset(), "fourier": frozenset({torch.float32, torch.bfloat16})}
+FORMS = {"onednn": (), "fourier": (torch.float32, torch.bfloat16)}  # the products' dtypes that take it
 
 
 def measure(form: str, batch: int, precision: str, args) -> dict:
@@ -52,7 +50,7 @@ def measure(form: str, batch: int, precision: str, args) -> dict:
 
     torch._dynamo.reset()  # each row compiles afresh
     forward = forward if args.eager else torch.compile(forward)
-    with mock.patch.multiple(conv_fourier, _FOURIER_DTYPES=FORMS[form], _FOURIER_MIN_BATCH=1):
+    with conv_fourier.fourier_form_for(*FORMS[form]):
         times = []
         for _ in range(args.warmup + args.calls):
             start = time.perf_counter()
@@ -82,14 +80,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--calls", type=int, default=7)
     args = parser.parse_args()
-    picked = {
-        p: conv_fourier.runs_by_fourier(torch.float32 if p == "32" else torch.bfloat16, 10**9)
-        for p in args.precisions
-    }
-    print(
-        f"this CPU takes the Fourier form (from {conv_fourier._FOURIER_MIN_BATCH} images) in: "
-        f"{', '.join(p for p, yes in picked.items() if yes) or 'none'}"
-    )
+    smallest = conv_fourier._FOURIER_MIN_BATCH
+    dtypes = {"32": torch.float32, "bf16": torch.bfloat16}
+    picked = [p for p in args.precisions if conv_fourier.runs_by_fourier(dtypes[p], smallest)]
+    print(f"this CPU takes the Fourier form (from {smallest} images) in: {', '.join(picked) or 'none'}")
     header = ("form", "batch", "precision", "ms", "error: output", "input grad", "weight grad")
     print("{:8} {:>5} {:>9} {:>8} {:>14} {:>11} {:>12}".format(*header))
     for batch in args.batch_sizes:

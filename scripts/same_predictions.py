@@ -19,7 +19,6 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
@@ -45,19 +44,14 @@ def routing_in(model, precision: str):
         routing.precision = before
 
 
-def primary_caps_by_fourier(by_fourier: bool):
-    dtypes = {torch.float32, torch.bfloat16} if by_fourier else {torch.float32}
-    return mock.patch.object(conv_fourier, "_FOURIER_DTYPES", frozenset(dtypes))
-
-
 FORMS = {  # --compare: (name, the context a form runs in) for the reference and the faster form
     "routing": (
         ("float32 routing", lambda m: routing_in(m, "float32")),
         ("bf16 routing", lambda m: routing_in(m, "bf16")),
     ),
     "primary_caps": (
-        ("PrimaryCaps direct", lambda m: primary_caps_by_fourier(False)),
-        ("PrimaryCaps Fourier", lambda m: primary_caps_by_fourier(True)),
+        ("PrimaryCaps direct", lambda m: conv_fourier.fourier_form_for(torch.float32)),
+        ("PrimaryCaps Fourier", lambda m: conv_fourier.fourier_form_for(torch.float32, torch.bfloat16)),
     ),
 }
 

@@ -27,6 +27,7 @@ real matmuls with small DFT matrices: grid -> planes, kernel -> planes, and (k1,
 outputs only.
 """
 
+import contextlib
 import math
 
 import torch
@@ -47,6 +48,19 @@ def runs_by_fourier(products: torch.dtype, batch: int) -> bool:
     """Whether the PrimaryCaps layer takes this form for products in this dtype and this many images: where
     it was measured faster than oneDNN's kernels (figures: docs/speed.md)."""
     return products in _FOURIER_DTYPES and batch >= _FOURIER_MIN_BATCH
+
+
+@contextlib.contextmanager
+def fourier_form_for(*products: torch.dtype, min_batch: int = 1):
+    """Within it the layer takes this form for products in these dtypes only (none: oneDNN's kernels), from
+    ``min_batch`` images, on any CPU: how scripts compare the forms."""
+    global _FOURIER_DTYPES, _FOURIER_MIN_BATCH
+    before = _FOURIER_DTYPES, _FOURIER_MIN_BATCH
+    _FOURIER_DTYPES, _FOURIER_MIN_BATCH = frozenset(products), min_batch
+    try:
+        yield
+    finally:
+        _FOURIER_DTYPES, _FOURIER_MIN_BATCH = before
 
 
 def _pad_or_cut(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:

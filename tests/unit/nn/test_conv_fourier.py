@@ -152,3 +152,11 @@ def test_taken_in_float32_everywhere_and_in_bf16_with_avx512_bf16_and_no_amx_fro
     assert not conv_fourier.runs_by_fourier(torch.float16, 128)
     assert not conv_fourier.runs_by_fourier(torch.float32, 47)
     assert not conv_fourier.runs_by_fourier(torch.bfloat16, 32)
+
+
+def test_fourier_form_for_sets_the_form_and_gives_the_cpus_back():
+    before = [conv_fourier.runs_by_fourier(dtype, 128) for dtype in (torch.float32, torch.bfloat16)]
+    with conv_fourier.fourier_form_for(torch.bfloat16):
+        assert conv_fourier.runs_by_fourier(torch.bfloat16, 1)
+        assert not conv_fourier.runs_by_fourier(torch.float32, 128)
+    assert [conv_fourier.runs_by_fourier(dtype, 128) for dtype in (torch.float32, torch.bfloat16)] == before
