@@ -28,6 +28,7 @@ import hydra  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
+from capsnet.errors import ConfigError, DataError, NonFiniteError  # noqa: E402
 from capsnet.models.loading import load_classifier  # noqa: E402
 from capsnet.nn import conv_fourier  # noqa: E402
 
@@ -84,8 +85,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the data, e.g. data.data_dir=DIR")
     args = parser.parse_intermixed_args()
-    model = load_classifier(args.checkpoint).eval()
-    images, labels = test_set(args.overrides)
+    try:  # not a checkpoint of this project, its weights not finite, or the test files missing: one line
+        model = load_classifier(args.checkpoint).eval()
+        images, labels = test_set(args.overrides)
+    except (ConfigError, DataError, NonFiniteError) as error:
+        sys.exit(f"Invalid input: {error}")
     results = []
     for name, form in FORMS[args.compare]:
         with form(model):

@@ -35,3 +35,10 @@ def test_an_unknown_comparison_is_refused_with_the_choices(trained_capsnet):
     command = [sys.executable, SCRIPT, str(trained_capsnet.last), "--compare", "conv1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and "choose from 'primary_caps', 'routing'" in result.stderr
+
+
+def test_a_missing_checkpoint_is_refused_in_one_line(tmp_path):
+    command = [sys.executable, SCRIPT, str(tmp_path / "none.ckpt"), "--compare", "routing"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"Invalid input: ckpt_path={tmp_path / 'none.ckpt'}: not a readable")
